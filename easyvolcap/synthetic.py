@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_spec", "synth_tensor", "synth_state_dict"]
+__all__ = ["load_spec", "synth_state_dict", "synth_tensor"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "float64": torch.float64,
            "int64": torch.int64, "int32": torch.int32}

@@ -1,0 +1,94 @@
+"""Reading images as RGB uint8 and writing masks and images atomically.
+
+Policy: images are decoded as stored, without applying EXIF orientation, because the camera
+parameters and every downstream loader of this layout use the pixel grid as stored.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import EvcError
+
+__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "read_rgb", "write_image"]
+
+MASK_EXTENSIONS = (".jpg", ".png")
+_READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file as an ``(H, W, 3)`` RGB uint8 array.
+
+    Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit, palette and CMYK converted.
+
+    Raises:
+        EvcError: the file cannot be read or is not a decodable image.
+    """
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as error:
+        raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
+    if data.size == 0:
+        raise EvcError(f"{path}: empty file")
+    image = cv2.imdecode(data, _READ_FLAGS)
+    if image is None:
+        raise EvcError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:
+    """Encode an ``(H, W)`` gray or ``(H, W, 3)`` RGB uint8 array as ``.jpg`` or ``.png`` bytes."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 image, got {image.dtype}")
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ext = ext.lower()
+    if ext in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif ext == ".png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    else:
+        raise ValueError(f"unsupported image extension {ext!r}; use .jpg or .png")
+    ok, buffer = cv2.imencode(ext, image, params)
+    if not ok:
+        raise EvcError(f"cannot encode a {image.shape} image as {ext}")
+    return buffer.tobytes()
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    A reader never sees a partial file, and an existing ``path`` is replaced only by a complete one.
+
+    Raises:
+        EvcError: the folder cannot be created or written (permissions, disk full).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise EvcError(f"{path.parent}: cannot write ({error.strerror or error})") from error
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get the usual mode
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException as error:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise EvcError(f"{path}: cannot write ({error.strerror or error})") from error
+        raise
+
+
+def write_image(path: str | Path, image: np.ndarray, quality: int = 85) -> None:
+    """Encode ``image`` by the extension of ``path`` and write it atomically."""
+    path = Path(path)
+    atomic_write(path, encode_image(image, path.suffix, quality))

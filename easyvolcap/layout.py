@@ -1,0 +1,98 @@
+"""The dataset layout: ``DATA_ROOT/<image_dir>/<camera>/<frame>.(jpg|jpeg|png)``.
+
+Cameras and frames are listed once; every output path is derived from (camera, frame stem),
+never by string replacement on an input path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import EvcError
+
+__all__ = ["IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders ``frame2`` before ``frame10``."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera: its name and its frames (image paths, naturally sorted)."""
+
+    name: str
+    frames: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """A dataset root, its image folder, and the cameras found there."""
+
+    root: Path
+    image_dir: str
+    cameras: tuple[Camera, ...]
+    skipped: tuple[str, ...] = ()  # cameras without a single image
+
+    @classmethod
+    def discover(cls, root: str | Path, image_dir: str = "images",
+                 only: list[str] | None = None) -> DatasetLayout:
+        """List cameras (sorted sub-folders of ``root/image_dir``) and their frames.
+
+        Raises:
+            EvcError: the root or image folder is missing, a camera named in ``only`` does not
+                exist, or no camera has any image.
+        """
+        root = Path(root)
+        if not root.is_dir():
+            raise EvcError(f"--data_root {root}: not a directory")
+        images = root / image_dir
+        if not images.is_dir():
+            raise EvcError(f"{images}: image folder not found (set --image_dir)")
+        names = sorted((p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                       key=natural_key)
+        if only:
+            missing = [name for name in only if name not in names]
+            if missing:
+                raise EvcError(f"{images}: no camera folder {missing[0]!r} (from --only); "
+                               f"cameras are {', '.join(names) or 'none'}")
+            names = [name for name in names if name in set(only)]
+        cameras, skipped = [], []
+        for name in names:
+            frames = tuple(sorted((p for p in (images / name).iterdir()
+                                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                                   and not p.name.startswith(".")),
+                                  key=lambda p: natural_key(p.name)))
+            stems = [frame.stem for frame in frames]
+            if len(set(stems)) != len(stems):
+                twin = next(stem for stem in stems if stems.count(stem) > 1)
+                raise EvcError(f"{images / name}: two images share the frame name {twin!r}; "
+                               "their outputs would overwrite each other")
+            if frames:
+                cameras.append(Camera(name, frames))
+            else:
+                skipped.append(name)
+        if not cameras:
+            raise EvcError(f"{images}: no camera folder with .jpg/.jpeg/.png images")
+        return cls(root, image_dir, tuple(cameras), tuple(skipped))
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of input frames over all cameras."""
+        return sum(len(camera) for camera in self.cameras)
+
+    def output_dir(self, out_dir: str, camera: str) -> Path:
+        """``root/<out_dir>/<camera>``."""
+        return self.root / out_dir / camera
+
+    def output_path(self, out_dir: str, camera: str, frame: Path, ext: str) -> Path:
+        """``root/<out_dir>/<camera>/<frame stem><ext>`` for one input frame."""
+        return self.output_dir(out_dir, camera) / (frame.stem + ext)

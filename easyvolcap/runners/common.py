@@ -1,0 +1,42 @@
+"""Small pieces every runner uses: image sizes, grouping cameras, stale temporary files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import EvcError
+from ..layout import Camera
+
+__all__ = ["clear_stale_temp_files", "group_by_size", "image_size"]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header only.
+
+    Raises:
+        EvcError: the file is not a readable image.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise EvcError(f"{path}: not a readable image ({error})") from error
+    return height, width
+
+
+def group_by_size(cameras: list[Camera], sizes: dict[str, tuple[int, int]]
+                  ) -> list[tuple[tuple[int, int], list[Camera]]]:
+    """Cameras grouped by image size, groups in order of their first camera."""
+    groups: dict[tuple[int, int], list[Camera]] = {}
+    for camera in cameras:
+        groups.setdefault(sizes[camera.name], []).append(camera)
+    return list(groups.items())
+
+
+def clear_stale_temp_files(folder: Path) -> None:
+    """Remove temporary files that an interrupted run left behind in an output folder."""
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""Checkpoints: where the file is, download, unwrapping, and a strict load with clear errors.
+
+Every model declares its official checkpoints as :class:`Checkpoint` data; this module is the only
+place that touches checkpoint files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import urllib.error
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import EvcError
+
+__all__ = ["Checkpoint", "clean_state_dict", "load_checkpoint", "load_strict", "resolve_checkpoint"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """An official checkpoint file, declared as data next to its model."""
+
+    name: str  # the variant it belongs to, e.g. "resnet50"
+    file_name: str  # the official file name, also its name in the torch hub cache
+    url: str  # the official download address
+    sha256: str | None = None  # verified when known
+    license: str = ""  # licence of the weights
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    def cache_path(self) -> Path:
+        """``torch.hub.get_dir()/checkpoints/<file_name>``."""
+        return Path(torch.hub.get_dir()) / "checkpoints" / self.file_name
+
+
+def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = None,
+                       progress: bool = True) -> Path:
+    """The local file of ``checkpoint``: ``chkpt_path`` if given, else the hub cache, downloading it.
+
+    Raises:
+        EvcError: ``chkpt_path`` does not exist, or the download fails (the message names the URL
+            to fetch by hand and where to put the file).
+    """
+    if chkpt_path is not None:
+        path = Path(chkpt_path)
+        if not path.is_file():
+            raise EvcError(f"--chkpt_path {path}: no such file")
+        return path
+    path = checkpoint.cache_path()
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(checkpoint.url, str(path), hash_prefix=None, progress=progress)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise EvcError(f"cannot download {checkpoint.file_name} ({error}); fetch {checkpoint.url} "
+                       f"and save it as {path}, or pass --chkpt_path FILE") from error
+    if checkpoint.sha256 and _sha256(path) != checkpoint.sha256:
+        path.unlink(missing_ok=True)
+        raise EvcError(f"{checkpoint.url}: downloaded file does not match its sha256; try again")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (``weights_only``) and return its cleaned state dict.
+
+    Raises:
+        EvcError: the file is not a torch checkpoint, is corrupt, or holds no tensors.
+    """
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
+            AttributeError, TypeError, KeyError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EvcError(f"{path}: not a readable weights file ({first_line})") from error
+    except OSError as error:
+        raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
+    return clean_state_dict(obj, source=str(path))
+
+
+def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Unwrap ``{'state_dict': ...}`` / ``{'model': ...}`` and strip a ``module.`` prefix where present."""
+    if isinstance(obj, Mapping):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(obj.get(wrapper), Mapping):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise EvcError(f"{source}: holds no state dict of tensors")
+    if all(key.startswith("module.") for key in obj):
+        return {key[len("module."):]: value for key, value in obj.items()}
+    return dict(obj)
+
+
+def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
+                known_layouts: Mapping[str, set[str]] | None = None) -> None:
+    """Load ``state_dict`` into ``model`` requiring the exact key set and shapes.
+
+    ``known_layouts`` maps variant names to their key sets; when the keys match another variant,
+    the error says which one the file looks like.
+
+    Raises:
+        EvcError: missing or unexpected keys, or a shape mismatch, named in the message.
+    """
+    expected = model.state_dict()
+    got = set(state_dict)
+    if got != set(expected):
+        for variant, keys in (known_layouts or {}).items():
+            if got == keys:
+                raise EvcError(f"{source}: this checkpoint is for variant {variant!r}; "
+                               f"pass the matching --variant")
+        missing = [k for k in expected if k not in got]
+        unexpected = [k for k in state_dict if k not in expected]
+        parts = [f"{len(missing)} missing keys (first {missing[0]!r})" if missing else "",
+                 f"{len(unexpected)} unexpected keys (first {unexpected[0]!r})" if unexpected else ""]
+        raise EvcError(f"{source}: not a checkpoint of this model: " + ", ".join(p for p in parts if p))
+    for key, value in expected.items():
+        if tuple(state_dict[key].shape) != tuple(value.shape):
+            raise EvcError(f"{source}: {key} has shape {tuple(state_dict[key].shape)}, "
+                           f"the model expects {tuple(value.shape)}")
+    model.load_state_dict(state_dict, strict=True)
