@@ -7,35 +7,18 @@ place that touches checkpoint files.
 from __future__ import annotations
 
 import hashlib
-import pickle
 import urllib.error
-import zipfile
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .errors import EvcError
+from .models._checkpoint import Checkpoint
 
 __all__ = ["Checkpoint", "clean_state_dict", "load_checkpoint", "load_strict", "resolve_checkpoint"]
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """An official checkpoint file, declared as data next to its model."""
-
-    name: str  # the variant it belongs to, e.g. "resnet50"
-    file_name: str  # the official file name, also its name in the torch hub cache
-    url: str  # the official download address
-    sha256: str | None = None  # verified when known
-    license: str = ""  # licence of the weights
-    meta: Mapping[str, object] = field(default_factory=dict)
-
-    def cache_path(self) -> Path:
-        """``torch.hub.get_dir()/checkpoints/<file_name>``."""
-        return Path(torch.hub.get_dir()) / "checkpoints" / self.file_name
 
 
 def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = None,
@@ -81,13 +64,15 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         EvcError: the file is not a torch checkpoint, is corrupt, or holds no tensors.
     """
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError,
-            AttributeError, TypeError, KeyError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EvcError(f"{path}: not a readable weights file ({first_line})") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pickle-protocol chatter on garbage input
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except OSError as error:
         raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
+    except Exception as error:  # the unpickler raises anything on foreign bytes: all mean "not weights"
+        text = str(error).strip()
+        first_line = text.splitlines()[0][:200] if text else type(error).__name__
+        raise EvcError(f"{path}: not a readable weights file ({first_line})") from error
     return clean_state_dict(obj, source=str(path))
 
 

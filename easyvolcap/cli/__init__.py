@@ -1,0 +1,90 @@
+"""Command-line front ends. Shared flags, validation and the error-to-exit-code policy live here."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from ..errors import EvcError
+
+__all__ = ["add_dataset_args", "add_device_args", "positive_int", "ratio_or_auto", "run_main"]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default next to its help text."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def ratio_or_auto(text: str) -> float | None:
+    """An argparse type: ``auto`` (``None``) or a number in (0, 1]."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1]")
+    return value
+
+
+def quality(text: str) -> int:
+    """An argparse type: a JPEG quality in [1, 100]."""
+    value = positive_int(text)
+    if value > 100:
+        raise argparse.ArgumentTypeError(f"{value} must be at most 100")
+    return value
+
+
+def add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    """``--data_root``, ``--image_dir`` and ``--only``, as EasyVolcap names them."""
+    parser.add_argument("--data_root", required=True,
+                        help="dataset root holding <image_dir>/<camera>/<frame>.jpg|png")
+    parser.add_argument("--image_dir", "--images_dir", dest="image_dir", default="images",
+                        help="folder of camera folders, relative to --data_root")
+    parser.add_argument("--only", nargs="+", metavar="CAM", default=None,
+                        help="process only these cameras")
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--fp16``, ``--workers``, ``--debug``."""
+    parser.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+    parser.add_argument("--fp16", action="store_true", help="compute in half precision (CUDA only)")
+    parser.add_argument("--workers", type=positive_int, default=4,
+                        help="threads decoding input and encoding output")
+    parser.add_argument("--quality", type=quality, default=85, help="JPEG quality of written images")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+
+
+def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+             argv: Sequence[str] | None, tool: str) -> int:
+    """Parse ``argv``, run ``body`` and turn expected faults into one line on stderr.
+
+    Exit codes: 0 success, 1 an expected fault (:class:`EvcError`), 2 bad flags (argparse),
+    130 interrupted. Unexpected exceptions are bugs and keep their traceback.
+    """
+    args = parser.parse_args(argv)
+    try:
+        return body(args)
+    except EvcError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{tool}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{tool}: interrupted; finished outputs are kept, run the same command to resume",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,91 @@
+"""``inference_robust_video_matting.py``: soft alpha masks with Robust Video Matting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..image_io import MASK_EXTENSIONS
+from . import HelpFormatter, add_dataset_args, add_device_args, positive_int, ratio_or_auto, run_main
+
+__all__ = ["build_parser", "main"]
+
+TOOL = "rvm"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of the RVM tool (EasyVolcap's names and defaults, plus additions)."""
+    parser = argparse.ArgumentParser(
+        prog="inference_robust_video_matting.py", formatter_class=HelpFormatter,
+        description="Robust Video Matting: each camera's frames, in order, are one video; "
+                    "writes <data_root>/<mask_dir>/<camera>/<frame><mask_ext>.")
+    add_dataset_args(parser)
+    parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="rvm",
+                        help="output folder of alpha masks, relative to --data_root")
+    parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
+    parser.add_argument("--fgr_dir", default=None,
+                        help="also write the predicted foreground RGB (.jpg) to this folder")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="images per forward pass")
+    parser.add_argument("--variant", default="resnet50", choices=("mobilenetv3", "resnet50"),
+                        help="RVM backbone")
+    parser.add_argument("--chkpt_path", default=None,
+                        help="checkpoint file (default: the official file in the torch hub cache, "
+                             "downloaded when missing)")
+    parser.add_argument("--downsample_ratio", type=ratio_or_auto, default=None, metavar="auto|R",
+                        help="internal resolution ratio in (0, 1]; auto = min(512 / max(H, W), 1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo every camera (default: skip complete cameras, fill in missing files)")
+    add_device_args(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..inference import pick_device, pick_dtype
+    from ..layout import DatasetLayout
+    from ..models.rvm import CHECKPOINTS, MattingNetwork, known_layouts
+    from ..runners.rvm import RvmOptions, run_rvm
+    from ..weights import load_checkpoint, load_strict, resolve_checkpoint
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)
+    for camera in layout.skipped:
+        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    device = pick_device(args.device)
+    dtype, warning = pick_dtype(device, args.fp16)
+    if warning:
+        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    path = resolve_checkpoint(CHECKPOINTS[args.variant], args.chkpt_path)
+    model = MattingNetwork(args.variant)
+    load_strict(model, load_checkpoint(path), str(path), known_layouts())
+    model = model.eval().to(device=device, dtype=dtype)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
+                         batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
+                         quality=args.quality, overwrite=args.overwrite, workers=args.workers)
+    report = run_rvm(layout, model, device, dtype, options, progress=True)
+    print(_summary(report, layout.root / args.mask_dir))
+    return 0
+
+
+def _summary(report, mask_root) -> str:
+    rate = report.frames_processed / report.seconds if report.seconds else 0.0
+    line = (f"{TOOL}: wrote {report.masks_written} masks to {mask_root} "
+            f"({len(report.cameras_processed)} cameras processed, "
+            f"{len(report.cameras_complete)} already complete) in {report.seconds:.1f} s ({rate:.1f} img/s)")
+    if report.fgr_written:
+        line += f"; {report.fgr_written} foregrounds"
+    if report.empty_frames:
+        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.empty_frames[:5])
+        more = " ..." if len(report.empty_frames) > 5 else ""
+        line += f"; WARNING {len(report.empty_frames)} empty masks (no pixel above 0.5): {shown}{more}"
+    else:
+        line += "; no empty masks"
+    return line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``inference_robust_video_matting.py`` and ``evc-rvm``."""
+    return run_main(_run, build_parser(), argv, TOOL)
