@@ -49,7 +49,7 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
     batch = torch.from_numpy(np.stack(images))
     if device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
-    return batch.permute(0, 3, 1, 2).to(dtype).div_(255)
+    return batch.permute(0, 3, 1, 2).to(dtype).div_(255).contiguous()
 
 
 def is_out_of_memory(error: BaseException) -> bool:

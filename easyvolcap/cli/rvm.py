@@ -45,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from ..inference import pick_device, pick_dtype
     from ..layout import DatasetLayout
-    from ..models.rvm import CHECKPOINTS, MattingNetwork, known_layouts
+    from ..models.rvm import MattingNetwork
+    from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
     from ..runners.rvm import RvmOptions, run_rvm
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
@@ -65,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers)
-    report = run_rvm(layout, model, device, dtype, options, progress=True)
+    report = run_rvm(layout, model, device, dtype, options, progress=None)
     print(_summary(report, layout.root / args.mask_dir))
     return 0
 

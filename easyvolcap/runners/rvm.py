@@ -8,6 +8,7 @@ which other cameras share its batches.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,23 +104,22 @@ class _Matting:
         self.states: dict[str, State] = {}
 
     def run_step(self, step: Step, images: list[np.ndarray], ratio: float) -> None:
-        """Run one planned step, splitting it whenever the device runs out of memory."""
-        for piece in _split(step, self.limit.value):
-            self._run_piece(piece, _select(step, piece, images), ratio)
-
-    def _run_piece(self, piece: Step, images: list[np.ndarray], ratio: float) -> None:
+        """Run ``step`` (images camera-major), in pieces small enough for the current batch limit."""
+        if len(step.cameras) * step.length > self.limit.value:
+            for piece in _split(step, self.limit.value):
+                self.run_step(piece, _select(step, piece, images), ratio)
+            return
         try:
-            outputs = self._forward(piece, images, ratio)
+            outputs = self._forward(step, images, ratio)
         except RuntimeError as error:
             if not is_out_of_memory(error):
                 raise
             message = self.limit.halve()
             if message:
-                tqdm.write(message)
-            for sub in _split(piece, self.limit.value):
-                self._run_piece(sub, _select(piece, sub, images), ratio)
+                tqdm.write(f"rvm: warning: {message}", file=sys.stderr)
+            self.run_step(step, images, ratio)  # now split under the lower limit
             return
-        self._emit(piece, *outputs)
+        self._emit(step, *outputs)
 
     def _forward(self, piece: Step, images: list[np.ndarray], ratio: float):
         src = to_device_batch(images, self.device, self.dtype)
@@ -201,7 +201,7 @@ def _reader(expected: dict[str, tuple[int, int]]):
 
 
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
-            options: RvmOptions, progress: bool = True) -> RvmReport:
+            options: RvmOptions, progress: bool | None = None) -> RvmReport:
     """Write a soft alpha mask (and optionally the foreground) for every frame of every camera.
 
     Args:
@@ -210,31 +210,34 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         device: where the model runs.
         dtype: ``float32``, or ``float16`` on CUDA.
         options: output folders, batch size, downsample ratio, resume behaviour.
-        progress: show a tqdm bar over frames.
+        progress: show a tqdm bar over frames (``None``: only when stderr is a terminal).
 
     Cameras whose outputs all exist are skipped unless ``options.overwrite``; a partly done camera
     is replayed from its first frame (the recurrence needs it) and only missing files are written.
+    Kernels round differently for different batch shapes, so a partly done camera is replayed with
+    every camera of its batch group, in the same batches as an uninterrupted run: resumed outputs
+    are then byte-identical to those of an uninterrupted run with the same flags.
     """
     start = time.perf_counter()
     report = RvmReport()
-    todo: list[Camera] = []
-    for camera in layout.cameras:
-        if not options.overwrite and _complete(layout, camera, options):
-            report.cameras_complete.append(camera.name)
-        else:
-            todo.append(camera)
-    report.cameras_processed = [camera.name for camera in todo]
-    for camera in todo:
-        for out_dir in filter(None, (options.mask_dir, options.fgr_dir)):
-            clear_stale_temp_files(layout.output_dir(out_dir, camera.name))
-    sizes = {camera.name: image_size(camera.frames[0]) for camera in todo}
+    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
+    groups = []
+    for size, cameras in group_by_size(list(layout.cameras), sizes):
+        complete = {c.name for c in cameras if not options.overwrite and _complete(layout, c, options)}
+        report.cameras_complete += [c.name for c in cameras if c.name in complete]
+        report.cameras_processed += [c.name for c in cameras if c.name not in complete]
+        if len(complete) < len(cameras):  # replay the whole group: same batches, bit-identical results
+            groups.append((size, cameras))
+            for camera in cameras:
+                for out_dir in filter(None, (options.mask_dir, options.fgr_dir)):
+                    clear_stale_temp_files(layout.output_dir(out_dir, camera.name))
     steps = [(step, options.downsample_ratio or auto_downsample_ratio(*size))
-             for size, cameras in group_by_size(todo, sizes)
-             for step in plan_steps(cameras, options.batch_size)]
+             for size, cameras in groups for step in plan_steps(cameras, options.batch_size)]
     frames = [item for step, _ in steps for item in step.frames()]
     reader = prefetch_map(_reader(sizes), frames, options.workers, options.batch_size + 2 * options.workers)
     with BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
-            tqdm(total=len(frames), disable=not progress, unit="img", desc="rvm") as bar:
+            tqdm(total=len(frames), disable=None if progress is None else not progress,
+                 unit="img", desc="rvm") as bar:
         matting = _Matting(layout, model, device, dtype, options, writer, report, bar)
         for step, ratio in steps:
             images = [next(reader) for _ in range(len(step.cameras) * step.length)]
