@@ -13,7 +13,12 @@ __all__ = ["add_dataset_args", "add_device_args", "positive_int", "ratio_or_auto
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every default next to its help text."""
+    """Shows each meaningful default next to its help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def positive_int(text: str) -> int:

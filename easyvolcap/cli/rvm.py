@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chkpt_path", default=None,
                         help="checkpoint file (default: the official file in the torch hub cache, "
                              "downloaded when missing)")
-    parser.add_argument("--downsample_ratio", type=ratio_or_auto, default=None, metavar="auto|R",
+    parser.add_argument("--downsample_ratio", type=ratio_or_auto, default="auto", metavar="auto|R",
                         help="internal resolution ratio in (0, 1]; auto = min(512 / max(H, W), 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo every camera (default: skip complete cameras, fill in missing files)")

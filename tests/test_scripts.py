@@ -1,0 +1,53 @@
+"""The scripts and entry points as a user runs them: separate processes, exit codes, output lines."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RVM_SCRIPT = REPO / "scripts" / "segmentation" / "inference_robust_video_matting.py"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_demo_then_rvm_script_end_to_end(tmp_path, rvm_checkpoints):
+    demo = run("-m", "easyvolcap.demo", str(tmp_path / "demo"), "--frames", "3", "--height", "36", "--width", "64")
+    assert demo.returncode == 0, demo.stderr
+    assert sorted(p.name for p in (tmp_path / "demo" / "images").iterdir()) == ["00", "01", "02"]
+    done = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "demo"), "--variant", "mobilenetv3",
+               "--chkpt_path", str(rvm_checkpoints["mobilenetv3"]), "--device", "cpu", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar when stderr is not a terminal, no warnings
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rvm: wrote 9 masks to ")
+    assert len(list((tmp_path / "demo" / "rvm").rglob("*.jpg"))) == 9
+
+
+def test_expected_fault_is_one_line_without_traceback(tmp_path):
+    done = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "absent"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [f"rvm: error: --data_root {tmp_path / 'absent'}: not a directory"]
+    debug = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "absent"), "--debug")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_help_lists_every_flag():
+    done = run(str(RVM_SCRIPT), "--help")
+    assert done.returncode == 0
+    for flag in ("--data_root", "--image_dir", "--mask_dir", "--mask_ext", "--batch_size", "--variant",
+                 "--chkpt_path", "--downsample_ratio", "--fgr_dir", "--device", "--fp16", "--only",
+                 "--overwrite", "--quality", "--workers", "--debug"):
+        assert flag in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("evc-rvm") is None, reason="package not installed with its entry points")
+def test_console_entry_point():
+    done = subprocess.run(["evc-rvm", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--data_root" in done.stdout
