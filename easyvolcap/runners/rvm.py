@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -235,13 +235,14 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     steps = [(step, options.downsample_ratio or auto_downsample_ratio(*size))
              for size, cameras in groups for step in plan_steps(cameras, options.batch_size)]
     frames = [item for step, _ in steps for item in step.frames()]
-    reader = closing(prefetch_map(_reader(sizes), frames, options.workers, options.batch_size + 2 * options.workers))
-    with reader, BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
+    ahead = options.batch_size + 2 * options.workers
+    with closing(prefetch_map(_reader(sizes), frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
             tqdm(total=len(frames), disable=None if progress is None else not progress,
                  unit="img", desc="rvm") as bar:
         matting = _Matting(layout, model, device, dtype, options, writer, report, bar)
         for step, ratio in steps:
-            images = [next(reader.thing) for _ in range(len(step.cameras) * step.length)]
+            images = [next(reader) for _ in range(len(step.cameras) * step.length)]
             matting.run_step(step, images, ratio)
             for camera in step.cameras:
                 if step.t0 + step.length == len(camera):
