@@ -44,11 +44,11 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:
-    """Encode an ``(H, W)`` gray or ``(H, W, 3)`` RGB uint8 array as ``.jpg`` or ``.png`` bytes."""
+    """Encode an ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (PNG only) uint8 array."""
     if image.dtype != np.uint8:
         raise ValueError(f"expected uint8 image, got {image.dtype}")
     if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ext = ext.lower()
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]

@@ -43,9 +43,11 @@ class DatasetLayout:
     skipped: tuple[str, ...] = ()  # cameras without a single image
 
     @classmethod
-    def discover(cls, root: str | Path, image_dir: str = "images",
-                 only: list[str] | None = None) -> DatasetLayout:
+    def discover(cls, root: str | Path, image_dir: str = "images", only: list[str] | None = None,
+                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> DatasetLayout:
         """List cameras (sorted sub-folders of ``root/image_dir``) and their frames.
+
+        Frames are the files whose lower-case suffix is in ``extensions``.
 
         Raises:
             EvcError: the root or image folder is missing, a camera named in ``only`` does not
@@ -68,7 +70,7 @@ class DatasetLayout:
         cameras, skipped = [], []
         for name in names:
             frames = tuple(sorted((p for p in (images / name).iterdir()
-                                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                                   if p.is_file() and p.suffix.lower() in extensions
                                    and not p.name.startswith(".")),
                                   key=lambda p: natural_key(p.name)))
             stems = [frame.stem for frame in frames]
@@ -81,7 +83,7 @@ class DatasetLayout:
             else:
                 skipped.append(name)
         if not cameras:
-            raise EvcError(f"{images}: no camera folder with .jpg/.jpeg/.png images")
+            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images")
         return cls(root, image_dir, tuple(cameras), tuple(skipped))
 
     @property

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EvcError
 
-__all__ = ["add_dataset_args", "add_device_args", "positive_int", "ratio_or_auto", "run_main"]
+__all__ = ["HelpFormatter", "add_dataset_args", "add_device_args", "add_run_args", "positive_int", "ratio_or_auto",
+           "run_main"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -64,13 +65,19 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
-    """``--device``, ``--fp16``, ``--workers``, ``--debug``."""
+    """``--device`` and ``--fp16``."""
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="compute in half precision (CUDA only)")
-    parser.add_argument("--workers", type=positive_int, default=4,
-                        help="threads decoding input and encoding output")
-    parser.add_argument("--quality", type=quality, default=85, help="JPEG quality of written images")
+
+
+def add_run_args(parser: argparse.ArgumentParser, jpeg_quality: int = 85,
+                 workers_help: str = "threads decoding input and encoding output") -> None:
+    """``--quality``, ``--workers``, ``--overwrite`` and ``--debug``."""
+    parser.add_argument("--quality", type=quality, default=jpeg_quality, help="JPEG quality of written images")
+    parser.add_argument("--workers", type=positive_int, default=4, help=workers_help)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo everything (default: keep finished outputs and do the rest)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from . import HelpFormatter, add_dataset_args, add_device_args, positive_int, ratio_or_auto, run_main
+from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, ratio_or_auto, run_main
 
 __all__ = ["build_parser", "main"]
 
@@ -34,9 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "downloaded when missing)")
     parser.add_argument("--downsample_ratio", type=ratio_or_auto, default="auto", metavar="auto|R",
                         help="internal resolution ratio in (0, 1]; auto = min(512 / max(H, W), 1)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="redo every camera (default: skip complete cameras, fill in missing files)")
     add_device_args(parser)
+    add_run_args(parser)
     return parser
 
 

@@ -1,0 +1,218 @@
+"""A static background per camera from its frames and foreground masks.
+
+A pixel of a frame counts as background where the dilated foreground mask is clear. ``mean`` is
+EasyVolcap's weighted average, accumulated in place frame by frame; ``median`` is the exact
+per-pixel median over the frames where the pixel is background, computed on horizontal bands so
+that it stays within a memory budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import EvcError
+from ..image_io import read_rgb, write_image
+from ..layout import Camera, DatasetLayout
+from ..parallel import prefetch_map
+from .common import clear_stale_temp_files, image_size
+
+__all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
+           "run_backgrounds"]
+
+METHODS = ("mean", "median")
+_MEDIAN_BYTES_PER_SAMPLE = 12  # uint8 pixel + uint16 sort key and sort scratch, per channel sample
+
+
+@dataclass(frozen=True)
+class BackgroundOptions:
+    """Where masks and backgrounds live, which frames to use and how to combine them."""
+
+    masks_dir: str = "mask"
+    bkgd_dir: str = "bkgd"
+    mask_ext: str = ".jpg"
+    ext: str = ".png"  # .png: RGBA with coverage alpha; .jpg: RGB
+    image_ext: str | None = None  # None: every supported image type
+    jump: int = 10
+    dilation: int = 20
+    method: str = "mean"
+    max_memory: int = 2 << 30  # bytes, for the median's frame stack
+    fill_holes: bool = False
+    overwrite: bool = False
+    workers: int = 4  # cameras at once
+    quality: int = 95  # for a .jpg output
+
+
+@dataclass
+class BackgroundReport:
+    """What a run did."""
+
+    written: list[str] = field(default_factory=list)
+    complete: list[str] = field(default_factory=list)  # skipped: background already there
+    frames_used: int = 0
+    hole_fraction: dict[str, float] = field(default_factory=dict)  # before filling
+    bands: dict[str, int] = field(default_factory=dict)  # median: bands per camera
+    seconds: float = 0.0
+
+
+def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np.ndarray:
+    """Where the frame shows background: ``(H, W)`` bool.
+
+    The mask is read as EasyVolcap reads masks (scaled by its own maximum, then ``> 128`` is
+    foreground; an all-zero mask has no foreground), then the foreground is dilated with a
+    ``dilation x dilation`` square (0: none).
+
+    Raises:
+        EvcError: the mask is missing, unreadable, or of another size than its image.
+    """
+    if not path.is_file():
+        others = sorted(p.name for p in path.parent.glob(path.stem + ".*")) if path.parent.is_dir() else []
+        hint = f" (found {', '.join(others)}: set --mask_ext)" if others else ""
+        raise EvcError(f"{path}: mask not found{hint}")
+    mask = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise EvcError(f"{path}: not a readable image")
+    if mask.shape != size:
+        raise EvcError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
+    peak = int(mask.max())
+    foreground = (mask.astype(np.int32) * 255 > 128 * peak).astype(np.uint8) if peak else np.zeros_like(mask)
+    if dilation > 0:
+        foreground = cv2.dilate(foreground, np.ones((dilation, dilation), np.uint8))
+    return foreground == 0
+
+
+def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel median of ``samples`` over the frames where ``valid``.
+
+    Args:
+        samples: ``(N, H, W, C)`` uint8.
+        valid: ``(N, H, W)`` bool.
+
+    Returns:
+        ``(median, count)``: ``(H, W, C)`` float64 (the mean of the two middle values for an even
+        count, as ``numpy.nanmedian``; NaN where count is 0) and ``(H, W)`` int64.
+    """
+    keys = samples.astype(np.uint16)
+    keys[~valid] = 256  # sorts after every real value
+    keys.sort(axis=0)
+    count = valid.sum(axis=0)
+    low = np.clip((count - 1) // 2, 0, None)[None, ..., None]
+    high = np.clip(count // 2, 0, len(samples) - 1)[None, ..., None]
+    channels = samples.shape[-1]
+    low_values = np.take_along_axis(keys, np.repeat(low, channels, axis=-1), axis=0)[0]
+    high_values = np.take_along_axis(keys, np.repeat(high, channels, axis=-1), axis=0)[0]
+    median = (low_values.astype(np.float64) + high_values) / 2
+    median[count == 0] = np.nan
+    return median, count
+
+
+class _CameraJob:
+    """Builds one camera's background."""
+
+    def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
+                 memory: int) -> None:
+        self.layout, self.camera, self.options = layout, camera, options
+        self.frames = camera.frames[::options.jump]
+        self.size = height, width = image_size(self.frames[0])
+        self.tick: Callable[[int], None] = lambda n: None
+        rows = height
+        if options.method == "median":  # the frames' band stack must fit in `memory` bytes
+            rows = max(1, memory // (len(self.frames) * width * 3 * _MEDIAN_BYTES_PER_SAMPLE))
+        self.bands = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+        self.steps = len(self.frames) * len(self.bands)  # frame decodes
+
+    def _mask_path(self, frame: Path) -> Path:
+        return self.layout.output_path(self.options.masks_dir, self.camera.name, frame, self.options.mask_ext)
+
+    def _load(self, frame: Path) -> tuple[np.ndarray, np.ndarray]:
+        image = read_rgb(frame)
+        if image.shape[:2] != self.size:
+            raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera "
+                           f"{self.camera.name} starts at {self.size[1]}x{self.size[0]}")
+        return image, read_background_mask(self._mask_path(frame), self.options.dilation, self.size)
+
+    def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        with closing(prefetch_map(self._load, self.frames, workers=1, ahead=2)) as frames:
+            for item in frames:
+                yield item
+                self.tick(1)
+
+    def mean(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(background float64 (H, W, 3), count (H, W))``, accumulated one frame at a time."""
+        total = np.zeros((*self.size, 3), np.uint32)
+        count = np.zeros(self.size, np.uint32)
+        for image, background in self._loaded():
+            total += image * background[..., None]
+            count += background
+        return total / np.maximum(count, 1)[..., None], count
+
+    def median(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(background float64 (H, W, 3), count (H, W))``, band by band within the budget."""
+        height, width = self.size
+        median = np.empty((height, width, 3))
+        count = np.empty((height, width), np.int64)
+        for top, bottom in self.bands:
+            samples = np.empty((len(self.frames), bottom - top, width, 3), np.uint8)
+            valid = np.empty((len(self.frames), bottom - top, width), bool)
+            for i, (image, background) in enumerate(self._loaded()):
+                samples[i], valid[i] = image[top:bottom], background[top:bottom]
+            median[top:bottom], count[top:bottom] = masked_median(samples, valid)
+        return median, count
+
+    def run(self) -> float:
+        """Compute and write the background; returns the hole fraction before filling."""
+        options = self.options
+        background, count = self.median() if options.method == "median" else self.mean()
+        holes = count == 0
+        image = np.rint(np.nan_to_num(background)).astype(np.uint8)
+        alpha = np.where(holes, 0, 255).astype(np.uint8)
+        if options.fill_holes and holes.any():
+            image = cv2.inpaint(image, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+            alpha[:] = 255
+        if options.ext.lower() == ".png":
+            image = np.dstack([image, alpha])
+        write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality)
+        return float(holes.mean())
+
+
+def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
+                    progress: bool | None = None) -> BackgroundReport:
+    """Write ``<bkgd_dir>/<camera><ext>`` for every camera, cameras in parallel threads.
+
+    Cameras whose background exists are skipped unless ``options.overwrite``.
+
+    Raises:
+        EvcError: a used frame has no mask, or a mask or image is unreadable or of the wrong size.
+    """
+    start = time.perf_counter()
+    report = BackgroundReport()
+    jobs = []
+    for camera in layout.cameras:
+        output = layout.root / options.bkgd_dir / f"{camera.name}{options.ext}"
+        if output.exists() and not options.overwrite:
+            report.complete.append(camera.name)
+        else:
+            jobs.append(camera)
+    clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
+    parallel = max(1, min(options.workers, len(jobs)))
+    work = [_CameraJob(layout, camera, options, options.max_memory // parallel) for camera in jobs]
+    with tqdm(total=sum(job.steps for job in work), disable=None if progress is None else not progress,
+              unit="img", desc="bkgd") as bar, ThreadPoolExecutor(max_workers=parallel) as pool:
+        for job in work:
+            job.tick = bar.update
+        holes = list(pool.map(_CameraJob.run, work))
+    for job, fraction in zip(work, holes, strict=True):
+        report.written.append(job.camera.name)
+        report.hole_fraction[job.camera.name] = fraction
+        report.frames_used += len(job.frames)
+        report.bands[job.camera.name] = len(job.bands)
+    report.seconds = time.perf_counter() - start
+    return report
