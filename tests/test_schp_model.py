@@ -1,0 +1,208 @@
+"""SCHP port vs. the upstream goldens: strict loading of the official key layouts, logits, label maps.
+
+Weights are the deterministic synthetic ones of ``tests/parity/schp_*.keys.json`` (official key order and
+shapes, every key prefixed ``module.``); the goldens were computed by upstream ``simple_extractor`` on
+those weights (see ``shared/parity/README.md``). ResNet-101 at 473x473 is heavy on a CPU, so the LIP
+model runs exactly twice per session: once on the square image, once on the non-square path.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from easyvolcap.models.schp import (
+    LABEL_SETS,
+    ActivatedBatchNorm2d,
+    SchpNetwork,
+    affine_transform,
+    box_to_center_scale,
+    get_palette,
+    label_set,
+    logits_to_image,
+    normalize,
+    schp_resnet101,
+    upsample_logits,
+    warp_to_input,
+)
+from easyvolcap.synthetic import load_spec, synth_state_dict
+
+PARITY = Path(__file__).parent / "parity"
+ATOL = 1e-4  # logits: reruns on other CPUs / thread counts move them by ~3e-5
+MARGIN = 1e-4  # label pixels whose top-1 minus top-2 logit is below this may flip
+INPUT_SIZE = (473, 473)
+
+
+def _strip_module(state_dict: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
+    assert all(key.startswith("module.") for key in state_dict)
+    return OrderedDict((key[len("module."):], value) for key, value in state_dict.items())
+
+
+def _margin(logits: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 over axis 0 of ``[C, H, W]``."""
+    top2 = np.sort(logits, axis=0)[-2:]
+    return top2[1] - top2[0]
+
+
+def _assert_labels_equal(actual: np.ndarray, expected: np.ndarray, margin: np.ndarray, name: str) -> int:
+    """Exact equality except where ``margin < MARGIN``; returns the number of excused flips."""
+    differ = actual != expected
+    unexplained = differ & (margin >= MARGIN)
+    assert not unexplained.any(), f"{name}: {int(unexplained.sum())} labels differ at margin >= {MARGIN}"
+    return int(differ.sum())
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict[str, np.ndarray]:
+    with np.load(PARITY / "schp_lip.golden.npz") as data:
+        return {name: data[name] for name in data.files}
+
+
+@pytest.fixture(scope="module")
+def lip() -> tuple[dict, SchpNetwork, object]:
+    spec = load_spec(PARITY / "schp_lip.keys.json")
+    model = schp_resnet101(num_classes=20).eval()
+    result = model.load_state_dict(_strip_module(synth_state_dict(spec)), strict=True)
+    return spec, model, result
+
+
+@pytest.fixture(scope="module")
+def square_outputs(lip, golden) -> dict[str, torch.Tensor]:
+    _, model, _ = lip
+    with torch.no_grad():
+        (parsing, fusion), (edge,) = model(normalize(golden["image_bgr_u8"]))
+    return {"parsing": parsing, "fusion": fusion, "edge": edge}
+
+
+@pytest.fixture(scope="module")
+def non_square(lip, golden) -> dict[str, np.ndarray]:
+    """The whole ``simple_extractor`` path on the 150x200 image, through our transforms."""
+    _, model, _ = lip
+    image = golden["ns_image_bgr_u8"]
+    height, width = image.shape[:2]
+    center, scale = box_to_center_scale((0, 0, width - 1, height - 1), INPUT_SIZE)
+    trans = affine_transform(center, scale, INPUT_SIZE)
+    inv_trans = affine_transform(center, scale, INPUT_SIZE, inverse=True)
+    warped = warp_to_input(image, trans, INPUT_SIZE)
+    with torch.no_grad():
+        fusion = model(normalize(warped))[0][-1]
+    logits = logits_to_image(upsample_logits(fusion, INPUT_SIZE)[0], inv_trans, (width, height))
+    return {"center": center, "scale": scale, "trans": trans, "inv_trans": inv_trans, "warped": warped,
+            "logits": logits}
+
+
+def _check_layout(spec: dict, model: SchpNetwork) -> None:
+    ours = model.state_dict()
+    assert list(ours) == [row[0][len("module."):] for row in spec["tensors"]], "key order differs from the official file"
+    for key, shape, dtype, *_ in spec["tensors"]:
+        tensor = ours[key[len("module."):]]
+        assert list(tensor.shape) == shape, key
+        assert str(tensor.dtype) == f"torch.{dtype}", key
+
+
+def test_lip_layout_loads_strictly(lip) -> None:
+    spec, model, result = lip
+    assert not result.missing_keys and not result.unexpected_keys
+    _check_layout(spec, model)
+    assert not any(key.endswith("num_batches_tracked") for key in model.state_dict())
+
+
+@pytest.mark.parametrize(("name", "num_classes"), [("atr", 18), ("pascal", 7)])
+def test_other_layouts_load_strictly(name: str, num_classes: int) -> None:
+    spec = load_spec(PARITY / f"schp_{name}.keys.json")
+    model = schp_resnet101(num_classes=num_classes)
+    model.load_state_dict(_strip_module(synth_state_dict(spec)), strict=True)
+    _check_layout(spec, model)
+    assert LABEL_SETS[name].num_classes == num_classes
+
+
+def test_wrong_class_count_fails_strict_load(lip) -> None:
+    _, model, _ = lip
+    with pytest.raises(RuntimeError, match=r"fushion\.3\.weight"):
+        schp_resnet101(num_classes=18).load_state_dict(model.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("name", ["parsing", "fusion", "edge"])
+def test_logits_match_golden(square_outputs, golden, name: str) -> None:
+    expected = torch.from_numpy(golden[name])
+    torch.testing.assert_close(square_outputs[name], expected, atol=ATOL, rtol=0)
+
+
+def test_label_473(square_outputs, golden) -> None:
+    logits = upsample_logits(square_outputs["fusion"], INPUT_SIZE)[0].numpy()  # [20, 473, 473]
+    labels = logits.argmax(axis=0)
+    _assert_labels_equal(labels, golden["label_473"], _margin(logits), "label_473")
+
+
+def test_non_square_affine(non_square, golden) -> None:
+    assert non_square["center"].dtype == np.float32 and non_square["scale"].dtype == np.float32
+    np.testing.assert_array_equal(non_square["center"], golden["ns_center"])
+    np.testing.assert_array_equal(non_square["scale"], golden["ns_scale"])
+    assert list(golden["ns_width_height"]) == [150, 200]
+    for ours, name in [(non_square["trans"], "ns_trans"), (non_square["inv_trans"], "ns_inv_trans")]:
+        assert ours.dtype == np.float64 and ours.shape == (2, 3)
+        np.testing.assert_allclose(ours, golden[name], atol=1e-9, rtol=0)
+
+
+def test_non_square_warp(non_square, golden) -> None:
+    diff = np.abs(non_square["warped"].astype(np.int16) - golden["ns_warped_bgr_u8"].astype(np.int16))
+    assert diff.max() <= 1, f"warped input differs by up to {diff.max()} levels"
+    assert np.count_nonzero(diff) <= 64, f"{np.count_nonzero(diff)} warped values differ by 1 level"
+
+
+def test_non_square_label(non_square, golden) -> None:
+    logits = non_square["logits"]
+    assert logits.shape == (20, 200, 150) and logits.dtype == np.float32
+    margin = golden["ns_label_margin"].astype(np.float32)
+    _assert_labels_equal(logits.argmax(axis=0), golden["ns_label"], margin, "ns_label")
+
+
+def test_palette(golden) -> None:
+    np.testing.assert_array_equal(get_palette(20), golden["palette"])
+    assert get_palette(256).shape == (256, 3)
+    assert len({tuple(c) for c in get_palette(256)}) == 256
+
+
+def test_label_sets() -> None:
+    assert {name: (s.input_size, s.num_classes) for name, s in LABEL_SETS.items()} == {
+        "cihp": ((473, 473), 20), "lip": ((473, 473), 20), "atr": ((512, 512), 18), "pascal": ((512, 512), 7)
+    }
+    assert label_set("lip").labels[10] == "Jumpsuits" and label_set("cihp").labels[10] == "Torso-skin"
+    assert label_set("cihp").labels[14:18] == ("Left-arm", "Right-arm", "Left-leg", "Right-leg")
+    with pytest.raises(ValueError, match="'mhp'.*cihp"):
+        label_set("mhp")
+
+
+def test_activated_batch_norm_formula() -> None:
+    torch.manual_seed(0)
+    bn = ActivatedBatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, -2.0, 0.0, 0.5]))
+        bn.bias.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 4, 3, 5)
+    view = (1, -1, 1, 1)
+    expected = (x - bn.running_mean.view(view)) / torch.sqrt(bn.running_var.view(view) + 1e-5)
+    expected = expected * (bn.weight.abs() + 1e-5).view(view) + bn.bias.view(view)
+    torch.testing.assert_close(bn.train()(x), torch.nn.functional.leaky_relu(expected, 0.01))  # running stats always
+    bn.activation = "none"
+    torch.testing.assert_close(bn(x), expected)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var"]
+    with pytest.raises(ValueError, match="relu6"):
+        ActivatedBatchNorm2d(4, activation="relu6")
+
+
+def test_rejects_bad_inputs(lip) -> None:
+    _, model, _ = lip
+    with pytest.raises(ValueError, match=r"\[1, 4, 8, 8\]"):
+        model(torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="positive"):
+        SchpNetwork(0)
+    with pytest.raises(ValueError, match="uint8"):
+        normalize(np.zeros((8, 8, 3), dtype=np.float32))
+    assert normalize(np.zeros((2, 8, 6, 3), dtype=np.uint8)).shape == (2, 3, 8, 6)
