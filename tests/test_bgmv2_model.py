@@ -122,6 +122,18 @@ def test_nothing_selected_upsamples_the_coarse_matte(bgm: Fixture) -> None:
     torch.testing.assert_close(pha, expected.clamp(0, 1), atol=0, rtol=0)
 
 
+@torch.no_grad()
+def test_refining_every_block_equals_full_mode(bgm: Fixture) -> None:
+    """The patch path (crop, convolve, paste) is the full-image path cut into 4x4 blocks."""
+    with refiner_settings(bgm.refine, mode="full") as model:
+        full = model(bgm.src, bgm.bgr)
+    # k is capped at the H/4 * W/4 blocks; keep blocks of zero error too.
+    with refiner_settings(bgm.refine, mode="sampling", sample_pixels=10**9, prevent_oversampling=False) as model:
+        every = model(bgm.src, bgm.bgr)
+    for name, a, b in zip(REFINE_OUTPUTS, every, full, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+
+
 def test_size_not_multiple_of_4_names_padded_size(bgm: Fixture) -> None:
     src, bgr = bgm.src[:, :, :126, :157], bgm.bgr[:, :, :126, :157]
     with pytest.raises(ValueError, match="divisible by 4, got 126x157; pad the images to 128x160"):
@@ -131,12 +143,22 @@ def test_size_not_multiple_of_4_names_padded_size(bgm: Fixture) -> None:
 def test_argument_validation() -> None:
     with pytest.raises(ValueError, match="'resnet34'"):
         MattingBase("resnet34")
-    with pytest.raises(ValueError, match="0.75"):
+    with pytest.raises(ValueError, match=r"0\.75"):
         MattingRefine("mobilenetv2", backbone_scale=0.75)
     with pytest.raises(ValueError, match="'patch'"):
         MattingRefine("mobilenetv2", refine_mode="patch")
     with pytest.raises(ValueError, match="kernel_size 5"):
         MattingRefine("mobilenetv2", refine_kernel_size=5)
+
+
+@pytest.mark.parametrize("mode", REFINE_MODES)
+@torch.no_grad()
+def test_kernel_size_1_shapes(mode: str) -> None:
+    model = MattingRefine("mobilenetv2", refine_mode=mode, refine_kernel_size=1, refine_sample_pixels=320).eval()
+    assert model.refiner.conv1.weight.shape == (24, 42, 1, 1)
+    src, bgr = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
+    shapes = [tuple(x.shape) for x in model(src, bgr)]
+    assert shapes == [(2, 1, 64, 96), (2, 3, 64, 96), (2, 1, 16, 24), (2, 3, 16, 24), (2, 1, 16, 24), (2, 1, 16, 24)]
 
 
 def test_settings_are_checked_when_changed_after_construction() -> None:

@@ -39,7 +39,7 @@ INPUT_SIZE = (473, 473)
 
 def _strip_module(state_dict: OrderedDict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
     assert all(key.startswith("module.") for key in state_dict)
-    return OrderedDict((key[len("module."):], value) for key, value in state_dict.items())
+    return OrderedDict((key.removeprefix("module."), value) for key, value in state_dict.items())
 
 
 def _margin(logits: np.ndarray) -> np.ndarray:
@@ -97,9 +97,10 @@ def non_square(lip, golden) -> dict[str, np.ndarray]:
 
 def _check_layout(spec: dict, model: SchpNetwork) -> None:
     ours = model.state_dict()
-    assert list(ours) == [row[0][len("module."):] for row in spec["tensors"]], "key order differs from the official file"
+    official = [row[0].removeprefix("module.") for row in spec["tensors"]]
+    assert list(ours) == official, "key order differs from the official file"
     for key, shape, dtype, *_ in spec["tensors"]:
-        tensor = ours[key[len("module."):]]
+        tensor = ours[key.removeprefix("module.")]
         assert list(tensor.shape) == shape, key
         assert str(tensor.dtype) == f"torch.{dtype}", key
 
@@ -173,7 +174,7 @@ def test_label_sets() -> None:
     }
     assert label_set("lip").labels[10] == "Jumpsuits" and label_set("cihp").labels[10] == "Torso-skin"
     assert label_set("cihp").labels[14:18] == ("Left-arm", "Right-arm", "Left-leg", "Right-leg")
-    with pytest.raises(ValueError, match="'mhp'.*cihp"):
+    with pytest.raises(ValueError, match=r"'mhp'.*cihp"):
         label_set("mhp")
 
 

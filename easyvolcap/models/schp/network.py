@@ -98,8 +98,9 @@ class EdgeModule(nn.Module):
     three predictions are upsampled to ``layer1``'s size, concatenated and fused by the 1x1 ``conv5``.
     """
 
-    def __init__(self, in_channels: tuple[int, int, int] = (256, 512, 1024), mid_channels: int = 256,
-                 out_channels: int = 2) -> None:
+    def __init__(
+        self, in_channels: tuple[int, int, int] = (256, 512, 1024), mid_channels: int = 256, out_channels: int = 2
+    ) -> None:
         super().__init__()
         self.conv1 = _conv_abn(in_channels[0], mid_channels)
         self.conv2 = _conv_abn(in_channels[1], mid_channels)
