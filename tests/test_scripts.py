@@ -51,3 +51,14 @@ def test_help_lists_every_flag():
 def test_console_entry_point():
     done = subprocess.run(["evc-rvm", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--data_root" in done.stdout
+
+
+def test_backgrounds_script_end_to_end(tmp_path):
+    assert run("-m", "easyvolcap.demo", str(tmp_path / "d"), "--frames", "4", "--height", "36",
+               "--width", "64").returncode == 0
+    done = run(str(REPO / "scripts" / "segmentation" / "extract_backgrounds.py"), "--data_root", str(tmp_path / "d"),
+               "--masks_dir", "gt_masks", "--mask_ext", ".png", "--jump", "2", "--dilation", "3")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith(f"bkgd: wrote 3 backgrounds (mean of 6 frames) to {tmp_path / 'd' / 'bkgd'}")
+    assert sorted(p.name for p in (tmp_path / "d" / "bkgd").iterdir()) == ["00.png", "01.png", "02.png"]
