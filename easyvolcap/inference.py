@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
 import numpy as np
 import torch
 
 from .errors import EvcError
 
-__all__ = ["BatchLimit", "is_out_of_memory", "pick_device", "pick_dtype", "to_device_batch"]
+__all__ = ["BatchLimit", "is_out_of_memory", "pick_device", "pick_dtype", "run_with_backoff", "to_device_batch"]
+
+W = TypeVar("W")
 
 
 def pick_device(spec: str | None = None) -> torch.device:
@@ -82,3 +87,26 @@ class BatchLimit:
             return None
         self.announced = True
         return f"out of device memory: lowering the batch to {self.value} images per pass"
+
+
+def run_with_backoff(work: W, size: Callable[[W], int], split: Callable[[W, int], Iterable[W]],
+                     forward: Callable[[W], None], limit: BatchLimit, warn: Callable[[str], None]) -> None:
+    """Run ``forward(work)`` in pieces of at most ``limit.value`` images, halving the limit on OOM.
+
+    ``split(work, n)`` cuts ``work`` into pieces of at most ``n`` images, in the order they must run.
+    After an out-of-memory error the same piece is retried under the lower limit; ``warn`` gets the
+    announcement once.
+    """
+    if size(work) > limit.value:
+        for piece in split(work, limit.value):
+            run_with_backoff(piece, size, split, forward, limit, warn)
+        return
+    try:
+        forward(work)
+    except RuntimeError as error:
+        if not is_out_of_memory(error):
+            raise
+        message = limit.halve()
+        if message:
+            warn(message)
+        run_with_backoff(work, size, split, forward, limit, warn)

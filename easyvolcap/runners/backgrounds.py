@@ -20,10 +20,10 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import read_rgb, write_image
+from ..image_io import write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
-from .common import clear_stale_temp_files, image_size
+from .common import clear_stale_temp_files, image_size, read_frame
 
 __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
            "run_backgrounds"]
@@ -133,10 +133,7 @@ class _CameraJob:
         return self.layout.output_path(self.options.masks_dir, self.camera.name, frame, self.options.mask_ext)
 
     def _load(self, frame: Path) -> tuple[np.ndarray, np.ndarray]:
-        image = read_rgb(frame)
-        if image.shape[:2] != self.size:
-            raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera "
-                           f"{self.camera.name} starts at {self.size[1]}x{self.size[0]}")
+        image = read_frame(self.camera, frame, self.size)
         return image, read_background_mask(self._mask_path(frame), self.options.dilation, self.size)
 
     def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import EvcError
+from ..image_io import read_rgb
 from ..layout import Camera
 
-__all__ = ["clear_stale_temp_files", "group_by_size", "image_size"]
+__all__ = ["clear_stale_temp_files", "group_by_size", "image_size", "read_frame"]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -40,3 +42,16 @@ def clear_stale_temp_files(folder: Path) -> None:
     if folder.is_dir():
         for stale in folder.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def read_frame(camera: Camera, frame: Path, size: tuple[int, int]) -> np.ndarray:
+    """Decode one frame of ``camera`` as RGB uint8, checking it has the camera's ``(height, width)``.
+
+    Raises:
+        EvcError: the image is unreadable or of another size than the camera's first frame.
+    """
+    image = read_rgb(frame)
+    if image.shape[:2] != size:
+        raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera {camera.name} "
+                       f"starts at {size[1]}x{size[0]}; a camera keeps one size")
+    return image

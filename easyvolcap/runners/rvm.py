@@ -19,12 +19,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..errors import EvcError
-from ..image_io import read_rgb, write_image
-from ..inference import BatchLimit, is_out_of_memory, to_device_batch
+from ..image_io import write_image
+from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
-from .common import clear_stale_temp_files, group_by_size, image_size
+from .common import clear_stale_temp_files, group_by_size, image_size, read_frame
 
 __all__ = ["RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_steps", "run_rvm"]
 
@@ -106,21 +105,9 @@ class _Matting:
 
     def run_step(self, step: Step, images: list[np.ndarray], ratio: float) -> None:
         """Run ``step`` (images camera-major), in pieces small enough for the current batch limit."""
-        if len(step.cameras) * step.length > self.limit.value:
-            for piece in _split(step, self.limit.value):
-                self.run_step(piece, _select(step, piece, images), ratio)
-            return
-        try:
-            outputs = self._forward(step, images, ratio)
-        except RuntimeError as error:
-            if not is_out_of_memory(error):
-                raise
-            message = self.limit.halve()
-            if message:
-                tqdm.write(f"rvm: warning: {message}", file=sys.stderr)
-            self.run_step(step, images, ratio)  # now split under the lower limit
-            return
-        self._emit(step, *outputs)
+        run_with_backoff((step, images), size=lambda work: len(work[0].cameras) * work[0].length,
+                         split=_split_work, forward=lambda work: self._emit(work[0], *self._forward(*work, ratio)),
+                         limit=self.limit, warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
 
     def _forward(self, piece: Step, images: list[np.ndarray], ratio: float):
         src = to_device_batch(images, self.device, self.dtype)
@@ -175,6 +162,12 @@ def _split(step: Step, limit: int) -> Iterator[Step]:
             yield Step((camera,), t, min(limit, step.t0 + step.length - t))
 
 
+def _split_work(work: tuple[Step, list[np.ndarray]], limit: int) -> Iterator[tuple[Step, list[np.ndarray]]]:
+    step, images = work
+    for piece in _split(step, limit):
+        yield piece, _select(step, piece, images)
+
+
 def _select(step: Step, piece: Step, images: list[np.ndarray]) -> list[np.ndarray]:
     """The images of ``piece`` among the images of ``step`` (camera-major, as ``Step.frames``)."""
     first, shift = step.cameras.index(piece.cameras[0]), piece.t0 - step.t0
@@ -187,18 +180,6 @@ def _complete(layout: DatasetLayout, camera: Camera, options: RvmOptions) -> boo
     dirs = [(options.mask_dir, options.mask_ext)] + ([(options.fgr_dir, ".jpg")] if options.fgr_dir else [])
     return all(layout.output_path(out_dir, camera.name, frame, ext).exists()
                for out_dir, ext in dirs for frame in camera.frames)
-
-
-def _reader(expected: dict[str, tuple[int, int]]):
-    def read(item: tuple[Camera, int]) -> np.ndarray:
-        camera, t = item
-        image = read_rgb(camera.frames[t])
-        if image.shape[:2] != expected[camera.name]:
-            height, width = expected[camera.name]
-            raise EvcError(f"{camera.frames[t]}: image is {image.shape[1]}x{image.shape[0]}, but "
-                           f"camera {camera.name} starts at {width}x{height}; a camera keeps one size")
-        return image
-    return read
 
 
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
@@ -235,8 +216,12 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     steps = [(step, options.downsample_ratio or auto_downsample_ratio(*size))
              for size, cameras in groups for step in plan_steps(cameras, options.batch_size)]
     frames = [item for step, _ in steps for item in step.frames()]
+    def read(item: tuple[Camera, int]) -> np.ndarray:
+        camera, t = item
+        return read_frame(camera, camera.frames[t], sizes[camera.name])
+
     ahead = options.batch_size + 2 * options.workers
-    with closing(prefetch_map(_reader(sizes), frames, options.workers, ahead)) as reader, \
+    with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
             tqdm(total=len(frames), disable=None if progress is None else not progress,
                  unit="img", desc="rvm") as bar:
