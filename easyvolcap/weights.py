@@ -17,8 +17,9 @@ from torch import nn
 
 from .errors import EvcError
 from .models._checkpoint import Checkpoint
+from .torchscript_archive import is_torchscript_archive, read_torchscript_tensors
 
-__all__ = ["Checkpoint", "clean_state_dict", "load_checkpoint", "load_strict", "resolve_checkpoint"]
+__all__ = ["Checkpoint", "clean_state_dict", "identify_layout", "load_checkpoint", "load_strict", "resolve_checkpoint"]
 
 
 def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = None,
@@ -37,6 +38,9 @@ def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = N
     path = checkpoint.cache_path()
     if path.is_file():
         return path
+    if checkpoint.url is None:
+        raise EvcError(f"no checkpoint given and {path} does not exist; download {checkpoint.file_name} "
+                       f"from {checkpoint.source} and pass --chkpt_path FILE (or save it there)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(checkpoint.url, str(path), hash_prefix=None, progress=progress)
@@ -58,12 +62,17 @@ def _sha256(path: Path) -> str:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file safely (``weights_only``) and return its cleaned state dict.
+    """Read a checkpoint file without running code in it, and return its cleaned state dict.
+
+    Pickled checkpoints load with ``weights_only=True``; TorchScript archives are read by
+    :mod:`easyvolcap.torchscript_archive`, which never runs the archive's code.
 
     Raises:
         EvcError: the file is not a torch checkpoint, is corrupt, or holds no tensors.
     """
     try:
+        if is_torchscript_archive(path):  # e.g. BGMv2's official TorchScript exports
+            return clean_state_dict(read_torchscript_tensors(path), source=str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pickle-protocol chatter on garbage input
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -77,7 +86,8 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Unwrap ``{'state_dict': ...}`` / ``{'model': ...}`` and strip a ``module.`` prefix where present."""
+    """Unwrap ``{'state_dict': ...}`` / ``{'model': ...}`` and strip a ``module.`` (DataParallel) or
+    ``model.`` (wrapper module) prefix where every key has it."""
     if isinstance(obj, Mapping):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -86,8 +96,9 @@ def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch
     if not isinstance(obj, Mapping) or not obj or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise EvcError(f"{source}: holds no state dict of tensors")
-    if all(key.startswith("module.") for key in obj):
-        return {key[len("module."):]: value for key, value in obj.items()}
+    for prefix in ("module.", "model."):
+        if all(key.startswith(prefix) for key in obj):
+            obj = {key[len(prefix):]: value for key, value in obj.items()}
     return dict(obj)
 
 
@@ -118,3 +129,23 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source
             raise EvcError(f"{source}: {key} has shape {tuple(state_dict[key].shape)}, "
                            f"the model expects {tuple(value.shape)}")
     model.load_state_dict(state_dict, strict=True)
+
+
+def identify_layout(state_dict: Mapping[str, torch.Tensor], layouts: Mapping[str, frozenset[str]], source: str) -> str:
+    """The name of the layout whose keys ``state_dict`` has exactly (e.g. a backbone recognised from a file).
+
+    Raises:
+        EvcError: no layout matches; the message names the closest one and its first missing and
+            unexpected keys.
+    """
+    got = set(state_dict)
+    for name, keys in layouts.items():
+        if got == keys:
+            return name
+    closest = max(layouts, key=lambda name: len(got & layouts[name]) - len(got ^ layouts[name]))
+    missing = sorted(layouts[closest] - got)
+    unexpected = sorted(got - layouts[closest])
+    parts = [f"{len(missing)} missing keys (first {missing[0]!r})" if missing else "",
+             f"{len(unexpected)} unexpected keys (first {unexpected[0]!r})" if unexpected else ""]
+    raise EvcError(f"{source}: not a checkpoint of any known variant ({', '.join(layouts)}); closest is "
+                   f"{closest!r} with " + ", ".join(p for p in parts if p))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,40 @@ def rvm_checkpoints(tmp_path_factory) -> dict[str, Path]:
 def dataset(tmp_path) -> Path:
     """3 cameras x 5 frames, 48x64 images, the last camera 40x56."""
     return make_demo_dataset(tmp_path / "data", cameras=3, frames=5, size=(48, 64), odd_size=(40, 56))
+
+
+class _TorchScriptWrapper(torch.nn.Module):
+    """The shape of BGMv2's official TorchScript export: the network under ``model``, settings hoisted."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.backbone_scale = 0.25
+        self.refine_mode = "sampling"
+        self.refine_sample_pixels = 80_000
+
+    def forward(self, src: torch.Tensor, bgr: torch.Tensor):
+        return self.model(src, bgr)
+
+
+@pytest.fixture(scope="session")
+def bgmv2_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Official-layout BGMv2 files with synthesized weights: ``pytorch_<b>.pth`` for every backbone and
+    ``torchscript_mobilenetv2_fp32.pth`` / ``_fp16.pth`` archives traced from our own model."""
+    from easyvolcap.models.bgmv2 import MattingRefine
+
+    folder = tmp_path_factory.mktemp("bgmv2")
+    paths = {}
+    for backbone in ("mobilenetv2", "resnet50", "resnet101"):
+        paths[f"pytorch_{backbone}"] = folder / f"pytorch_{backbone}.pth"
+        torch.save(synth_state_dict(load_spec(PARITY / f"bgmv2_{backbone}.keys.json")), paths[f"pytorch_{backbone}"])
+    model = MattingRefine("mobilenetv2", refine_mode="full").eval()
+    model.load_state_dict(torch.load(paths["pytorch_mobilenetv2"], weights_only=True))
+    for precision, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        example = (torch.rand(1, 3, 32, 32, dtype=dtype), torch.rand(1, 3, 32, 32, dtype=dtype))
+        wrapper = _TorchScriptWrapper(model).to(dtype).eval()
+        paths[f"torchscript_mobilenetv2_{precision}"] = folder / f"torchscript_mobilenetv2_{precision}.pth"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter: this archive only carries weights
+            torch.jit.trace(wrapper, example, check_trace=False).save(paths[f"torchscript_mobilenetv2_{precision}"])
+    return paths

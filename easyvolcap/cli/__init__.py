@@ -6,11 +6,12 @@ import argparse
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..errors import EvcError
 
-__all__ = ["HelpFormatter", "add_dataset_args", "add_device_args", "add_run_args", "positive_int", "ratio_or_auto",
-           "run_main"]
+__all__ = ["HelpFormatter", "add_dataset_args", "add_device_args", "add_run_args", "matting_summary", "positive_int",
+           "ratio_or_auto", "run_main"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -79,6 +80,23 @@ def add_run_args(parser: argparse.ArgumentParser, jpeg_quality: int = 85,
     parser.add_argument("--overwrite", action="store_true",
                         help="redo everything (default: keep finished outputs and do the rest)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+
+
+def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
+    """The one-line summary of a matting run (``RvmReport`` or ``Bgmv2Report``)."""
+    rate = report.frames_processed / report.seconds if report.seconds else 0.0
+    line = (f"{tool}: wrote {report.masks_written} masks to {mask_root} ({len(report.cameras_processed)} cameras "
+            f"processed, {len(report.cameras_complete)} already complete; {model}) "
+            f"in {report.seconds:.1f} s ({rate:.1f} img/s)")
+    if report.fgr_written:
+        line += f"; {report.fgr_written} foregrounds"
+    if report.empty_frames:
+        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.empty_frames[:5])
+        more = " ..." if len(report.empty_frames) > 5 else ""
+        line += f"; WARNING {len(report.empty_frames)} empty masks (no pixel above 0.5): {shown}{more}"
+    else:
+        line += "; no empty masks"
+    return line
 
 
 def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,

@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, ratio_or_auto, run_main
+from . import (
+    HelpFormatter,
+    add_dataset_args,
+    add_device_args,
+    add_run_args,
+    matting_summary,
+    positive_int,
+    ratio_or_auto,
+    run_main,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -66,24 +75,8 @@ def _run(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers)
     report = run_rvm(layout, model, device, dtype, options, progress=None)
-    print(_summary(report, layout.root / args.mask_dir))
+    print(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant))
     return 0
-
-
-def _summary(report, mask_root) -> str:
-    rate = report.frames_processed / report.seconds if report.seconds else 0.0
-    line = (f"{TOOL}: wrote {report.masks_written} masks to {mask_root} "
-            f"({len(report.cameras_processed)} cameras processed, "
-            f"{len(report.cameras_complete)} already complete) in {report.seconds:.1f} s ({rate:.1f} img/s)")
-    if report.fgr_written:
-        line += f"; {report.fgr_written} foregrounds"
-    if report.empty_frames:
-        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.empty_frames[:5])
-        more = " ..." if len(report.empty_frames) > 5 else ""
-        line += f"; WARNING {len(report.empty_frames)} empty masks (no pixel above 0.5): {shown}{more}"
-    else:
-        line += "; no empty masks"
-    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,9 +17,10 @@ class Checkpoint:
 
     variant: str  # the variant it belongs to, e.g. "resnet50"
     file_name: str  # the official file name, also its name in the torch hub cache
-    url: str  # the official download address
+    url: str | None  # the official direct download address; None when only a web page offers it
     sha256: str | None = None  # checked after download when known
     license: str = ""  # licence of the weights
+    source: str = ""  # the page that lists the file, for a manual download
     meta: Mapping[str, object] = field(default_factory=dict)
 
     def cache_path(self) -> Path:

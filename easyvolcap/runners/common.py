@@ -9,9 +9,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import EvcError
 from ..image_io import read_rgb
-from ..layout import Camera
+from ..layout import Camera, DatasetLayout
 
-__all__ = ["clear_stale_temp_files", "group_by_size", "image_size", "read_frame"]
+__all__ = ["clear_stale_outputs", "clear_stale_temp_files", "group_by_size", "image_size", "read_frame"]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -42,6 +42,13 @@ def clear_stale_temp_files(folder: Path) -> None:
     if folder.is_dir():
         for stale in folder.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def clear_stale_outputs(layout: DatasetLayout, out_dirs: list[str | None]) -> None:
+    """Remove an interrupted run's temporary files from every camera's output folders."""
+    for camera in layout.cameras:
+        for out_dir in filter(None, out_dirs):
+            clear_stale_temp_files(layout.output_dir(out_dir, camera.name))
 
 
 def read_frame(camera: Camera, frame: Path, size: tuple[int, int]) -> np.ndarray:

@@ -23,7 +23,7 @@ from ..image_io import write_image
 from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
-from .common import clear_stale_temp_files, group_by_size, image_size, read_frame
+from .common import clear_stale_outputs, group_by_size, image_size, read_frame
 
 __all__ = ["RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_steps", "run_rvm"]
 
@@ -210,9 +210,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         report.cameras_processed += [c.name for c in cameras if c.name not in complete]
         if len(complete) < len(cameras):  # replay the whole group: same batches, bit-identical results
             groups.append((size, cameras))
-            for camera in cameras:
-                for out_dir in filter(None, (options.mask_dir, options.fgr_dir)):
-                    clear_stale_temp_files(layout.output_dir(out_dir, camera.name))
+    clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
     steps = [(step, options.downsample_ratio or auto_downsample_ratio(*size))
              for size, cameras in groups for step in plan_steps(cameras, options.batch_size)]
     frames = [item for step, _ in steps for item in step.frames()]

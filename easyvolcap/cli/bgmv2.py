@@ -1,0 +1,115 @@
+"""``inference_bkgdmattev2.py``: alpha masks with Background Matting V2 and per-camera backgrounds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..image_io import MASK_EXTENSIONS
+from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, matting_summary, positive_int, run_main
+
+__all__ = ["build_parser", "main"]
+
+TOOL = "bgmv2"
+REFINE_MODES = ("full", "sampling", "thresholding")
+
+
+def scale_or_auto(text: str) -> float | None:
+    """An argparse type: ``auto`` (``None``) or a backbone scale in (0, 0.5]."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"{value} must be in (0, 0.5]")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1]")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of the BGMv2 tool (EasyVolcap's names and defaults, plus additions)."""
+    parser = argparse.ArgumentParser(
+        prog="inference_bkgdmattev2.py", formatter_class=HelpFormatter,
+        description="Background Matting V2 against each camera's captured background; "
+                    "writes <data_root>/<mask_dir>/<camera>/<frame><mask_ext>.")
+    parser.add_argument("--chkpt_path", default=None,
+                        help="official BGMv2 checkpoint: pytorch_<backbone>.pth or "
+                             "torchscript_<backbone>_fp32|fp16.pth "
+                             "(default: torchscript_resnet101_fp32.pth in the torch hub cache); "
+                             "the backbone is recognised from the file")
+    add_dataset_args(parser)
+    parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="bgmtv2",
+                        help="output folder of alpha masks")
+    parser.add_argument("--bkgd_dir", default="bkgd",
+                        help="backgrounds: <camera>.jpg|png or <camera>/000000.jpg|png (RGBA uses its RGB)")
+    parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
+    parser.add_argument("--fgr_dir", default=None, help="also write the foreground RGB (.jpg) to this folder")
+    parser.add_argument("--chunk_size", type=positive_int, default=64,
+                        help="images decoded ahead of the model and queued for writing")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="images per forward pass")
+    parser.add_argument("--backbone_scale", type=scale_or_auto, default="0.25", metavar="auto|S",
+                        help="scale of the coarse pass, in (0, 0.5]; auto: 0.25 up to 2K, 0.125 above, "
+                             "with --refine_sample_pixels scaled to the image area")
+    parser.add_argument("--refine_mode", default="sampling", choices=REFINE_MODES, help="which pixels to refine")
+    parser.add_argument("--refine_sample_pixels", type=positive_int, default=80_000,
+                        help="pixels refined per image in sampling mode (at 1080p with --backbone_scale auto)")
+    parser.add_argument("--refine_threshold", type=unit_interval, default=0.1,
+                        help="error threshold of thresholding mode")
+    parser.add_argument("--resize_bkgd", action="store_true",
+                        help="resize a background of another size to its camera's images (default: error)")
+    add_device_args(parser)
+    add_run_args(parser)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..inference import pick_device, pick_dtype
+    from ..layout import DatasetLayout
+    from ..models.bgmv2 import MattingRefine
+    from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
+    from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
+    from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)
+    for camera in layout.skipped:
+        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    device = pick_device(args.device)
+    dtype, warning = pick_dtype(device, args.fp16)
+    if warning:
+        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    path = resolve_checkpoint(DEFAULT_CHECKPOINT, args.chkpt_path)
+    state_dict = load_checkpoint(path)
+    model = MattingRefine(identify_layout(state_dict, known_layouts(), str(path)))
+    load_strict(model, state_dict, str(path))
+    model = model.eval().to(device=device, dtype=dtype)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    options = Bgmv2Options(mask_dir=args.mask_dir, mask_ext=args.mask_ext, bkgd_dir=args.bkgd_dir,
+                           fgr_dir=args.fgr_dir, chunk_size=args.chunk_size, batch_size=args.batch_size,
+                           backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
+                           refine_sample_pixels=args.refine_sample_pixels, refine_threshold=args.refine_threshold,
+                           resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
+                           workers=args.workers)
+    report = run_bgmv2(layout, model, device, dtype, options)
+    print(matting_summary(TOOL, report, layout.root / args.mask_dir, f"{model.backbone_name}, {args.refine_mode}"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``inference_bkgdmattev2.py`` and ``evc-bgmv2``."""
+    return run_main(_run, build_parser(), argv, TOOL)

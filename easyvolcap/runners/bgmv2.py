@@ -1,0 +1,227 @@
+"""Background Matting V2 over a multi-view dataset, with one captured background per camera.
+
+Frames of cameras with the same image size go through the network in fixed batches (each frame
+with its own camera's background). A batch whose outputs all exist is skipped; any other batch is
+computed whole, so a resumed run computes every file in the same batch as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import EvcError
+from ..image_io import read_rgb, write_image
+from ..inference import BatchLimit, run_with_backoff, to_device_batch
+from ..layout import Camera, DatasetLayout
+from ..parallel import BackgroundWriter, prefetch_map
+from .common import clear_stale_outputs, group_by_size, image_size, read_frame
+
+__all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
+
+_HD_PIXELS = 1920 * 1080
+Item = tuple[Camera, int]  # (camera, frame index)
+
+
+@dataclass(frozen=True)
+class Bgmv2Options:
+    """What to write, how to batch, and the refiner's settings."""
+
+    mask_dir: str = "bgmtv2"
+    mask_ext: str = ".jpg"
+    bkgd_dir: str = "bkgd"
+    fgr_dir: str | None = None
+    chunk_size: int = 64  # images decoded ahead / queued for writing
+    batch_size: int = 8  # images per forward pass
+    backbone_scale: float | None = 0.25  # None: auto, 0.25 up to 2K and 0.125 above
+    refine_mode: str = "sampling"
+    refine_sample_pixels: int = 80_000  # at 1080p when backbone_scale is auto
+    refine_threshold: float = 0.1
+    resize_bkgd: bool = False
+    quality: int = 85
+    overwrite: bool = False
+    workers: int = 4
+
+
+@dataclass
+class Bgmv2Report:
+    """What a run did."""
+
+    masks_written: int = 0
+    fgr_written: int = 0
+    frames_processed: int = 0
+    cameras_processed: list[str] = field(default_factory=list)
+    cameras_complete: list[str] = field(default_factory=list)
+    empty_frames: list[tuple[str, str]] = field(default_factory=list)
+    settings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # size -> (scale, pixels)
+    seconds: float = 0.0
+
+
+def refine_settings(options: Bgmv2Options, size: tuple[int, int]) -> tuple[float, int]:
+    """``(backbone_scale, refine_sample_pixels)`` for images of ``size``.
+
+    With ``backbone_scale`` auto, 0.25 up to 2K (long side <= 2048) and 0.125 above, and the sample
+    pixels scaled with the image area from ``refine_sample_pixels`` at 1080p (80,000 gives 320,000 at
+    4K, the BGMv2 authors' advice). Otherwise both are taken as given.
+    """
+    if options.backbone_scale is not None:
+        return options.backbone_scale, options.refine_sample_pixels
+    scale = 0.25 if max(size) <= 2048 else 0.125
+    return scale, max(16, round(options.refine_sample_pixels * size[0] * size[1] / _HD_PIXELS))
+
+
+def background_candidates(layout: DatasetLayout, bkgd_dir: str, camera: str) -> list[Path]:
+    """Where a camera's background may be, in EasyVolcap's order."""
+    folder = layout.root / bkgd_dir
+    return [folder / f"{camera}.jpg", folder / f"{camera}.png",
+            folder / camera / "000000.jpg", folder / camera / "000000.png"]
+
+
+def _load_background(layout: DatasetLayout, options: Bgmv2Options, camera: str,
+                     size: tuple[int, int]) -> np.ndarray:
+    tried = background_candidates(layout, options.bkgd_dir, camera)
+    path = next((p for p in tried if p.is_file()), None)
+    if path is None:
+        raise EvcError(f"camera {camera}: no background image; tried {', '.join(map(str, tried))}")
+    image = read_rgb(path)  # an RGBA background (from extract_backgrounds.py) gives its RGB
+    if image.shape[:2] != size:
+        if not options.resize_bkgd:
+            raise EvcError(f"{path}: background is {image.shape[1]}x{image.shape[0]}, camera {camera}'s images "
+                           f"are {size[1]}x{size[0]}; pass --resize_bkgd to resize it")
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def _pad(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
+    """Replicate-pad the bottom and right to a multiple of ``multiple`` (the refiner's 4x4 blocks)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
+class _Matting:
+    """The state of one run: model, backgrounds on the device, writer and report."""
+
+    def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
+                 options: Bgmv2Options, backgrounds: dict[str, np.ndarray], writer: BackgroundWriter,
+                 report: Bgmv2Report, bar: tqdm) -> None:
+        self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
+        self.options, self.backgrounds, self.writer, self.report, self.bar = options, backgrounds, writer, report, bar
+        self.limit = BatchLimit(options.batch_size)
+        self.on_device: dict[str, torch.Tensor] = {}  # backgrounds of the cameras in the last batch
+
+    def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
+        """Matte one batch, in smaller pieces if the device runs out of memory."""
+        run_with_backoff(
+            list(zip(items, images, strict=True)), size=len,
+            split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
+            forward=self._forward, limit=self.limit,
+            warn=lambda message: tqdm.write(f"bgmv2: warning: {message}", file=sys.stderr))
+
+    def _background(self, camera: str) -> torch.Tensor:
+        if camera not in self.on_device:
+            self.on_device[camera] = to_device_batch([self.backgrounds[camera]], self.device, self.dtype)[0]
+        return self.on_device[camera]
+
+    def _forward(self, work: list[tuple[Item, np.ndarray]]) -> None:
+        items = [item for item, _ in work]
+        cameras = {camera.name for camera, _ in items}
+        self.on_device = {name: tensor for name, tensor in self.on_device.items() if name in cameras}
+        src = to_device_batch([image for _, image in work], self.device, self.dtype)
+        bgr = torch.stack([self._background(camera.name) for camera, _ in items])
+        height, width = src.shape[-2:]
+        with torch.inference_mode():
+            pha, fgr = self.model(_pad(src), _pad(bgr))[:2]
+            pha, fgr = pha[..., :height, :width], fgr[..., :height, :width]
+            alpha = pha.float().mul(255).round_().to(torch.uint8)[:, 0].cpu().numpy()
+            empty = (~(pha > 0.5).flatten(1).any(-1)).cpu().numpy()
+            fgr_u8 = None
+            if self.options.fgr_dir:
+                fgr_u8 = fgr.float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        self._emit(items, alpha, empty, fgr_u8)
+
+    def _emit(self, items: list[Item], alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
+        options, layout = self.options, self.layout
+        for i, (camera, t) in enumerate(items):
+            frame = camera.frames[t]
+            if empty[i]:
+                self.report.empty_frames.append((camera.name, frame.stem))
+            mask_path = layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)
+            if options.overwrite or not mask_path.exists():
+                self.writer.submit(write_image, mask_path, alpha[i], options.quality)
+                self.report.masks_written += 1
+            if fgr is not None:
+                fgr_path = layout.output_path(options.fgr_dir, camera.name, frame, ".jpg")
+                if options.overwrite or not fgr_path.exists():
+                    self.writer.submit(write_image, fgr_path, fgr[i], options.quality)
+                    self.report.fgr_written += 1
+        self.report.frames_processed += len(items)
+        self.bar.update(len(items))
+
+
+def _outputs(layout: DatasetLayout, options: Bgmv2Options, item: Item) -> list[Path]:
+    camera, t = item
+    dirs = [(options.mask_dir, options.mask_ext)] + ([(options.fgr_dir, ".jpg")] if options.fgr_dir else [])
+    return [layout.output_path(out_dir, camera.name, camera.frames[t], ext) for out_dir, ext in dirs]
+
+
+def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
+              options: Bgmv2Options, progress: bool | None = None) -> Bgmv2Report:
+    """Write an alpha mask (and optionally the foreground) for every frame, against its camera's background.
+
+    Args:
+        layout: the dataset's cameras and frames.
+        model: a BGMv2 ``MattingRefine`` in eval mode, on ``device`` in ``dtype``; its scale and
+            refiner settings are set here from ``options``.
+        device: where the model runs.
+        dtype: ``float32``, or ``float16`` on CUDA.
+        options: folders, batching, refiner settings, resume behaviour.
+        progress: show a tqdm bar (``None``: only when stderr is a terminal).
+
+    Raises:
+        EvcError: a background is missing or of the wrong size, an image is unreadable.
+    """
+    start = time.perf_counter()
+    report = Bgmv2Report()
+    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
+    model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
+    batches: list[tuple[tuple[int, int], list[Item]]] = []
+    for size, cameras in group_by_size(list(layout.cameras), sizes):
+        items = [(camera, t) for camera in cameras for t in range(len(camera))]
+        for i in range(0, len(items), options.batch_size):
+            batch = items[i:i + options.batch_size]
+            if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
+                batches.append((size, batch))
+    busy = {camera.name for _, batch in batches for camera, _ in batch}
+    for camera in layout.cameras:
+        done = camera.name not in busy or all(p.exists() for t in range(len(camera))
+                                              for p in _outputs(layout, options, (camera, t)))
+        (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
+    backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}
+    clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
+
+    def read(item: Item) -> np.ndarray:
+        return read_frame(item[0], item[0].frames[item[1]], sizes[item[0].name])
+
+    frames = [item for _, batch in batches for item in batch]
+    with closing(prefetch_map(read, frames, options.workers, max(options.chunk_size, options.batch_size))) as reader, \
+            BackgroundWriter(options.workers, capacity=max(options.chunk_size, options.batch_size)) as writer, \
+            tqdm(total=len(frames), disable=None if progress is None else not progress, unit="img",
+                 desc="bgmv2") as bar:
+        matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar)
+        for size, batch in batches:
+            scale, pixels = report.settings.setdefault(size, refine_settings(options, size))
+            model.backbone_scale, model.refiner.sample_pixels = scale, pixels
+            matting.run_batch(batch, [next(reader) for _ in batch])
+    report.seconds = time.perf_counter() - start
+    return report
