@@ -6,16 +6,19 @@ parameters and every downstream loader of this layout use the pixel grid as stor
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .errors import EvcError
 
-__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "read_rgb", "write_image"]
+__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "read_rgb",
+           "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -60,6 +63,26 @@ def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:
     if not ok:
         raise EvcError(f"cannot encode a {image.shape} image as {ext}")
     return buffer.tobytes()
+
+
+def encode_label_png(labels: np.ndarray, palette: np.ndarray) -> bytes:
+    """An ``(H, W)`` uint8 label map as a palette PNG: PIL reads the label indices back, colour readers
+    see ``palette[label]`` (an ``(N, 3)`` uint8 RGB table)."""
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    image = Image.frombytes("P", (labels.shape[1], labels.shape[0]), labels.tobytes())
+    flat = np.zeros((256, 3), np.uint8)
+    flat[: len(palette)] = palette
+    image.putpalette(flat.reshape(-1).tolist())
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    """``array`` in NumPy's ``.npy`` format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

@@ -75,3 +75,15 @@ def bgmv2_checkpoints(tmp_path_factory) -> dict[str, Path]:
             warnings.simplefilter("ignore")  # tracer chatter: this archive only carries weights
             torch.jit.trace(wrapper, example, check_trace=False).save(paths[f"torchscript_mobilenetv2_{precision}"])
     return paths
+
+
+@pytest.fixture(scope="session")
+def schp_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Official-layout SCHP files ``{'state_dict': {'module.<key>': ...}}`` with synthesized weights."""
+    folder = tmp_path_factory.mktemp("schp")
+    paths = {}
+    for dataset, file_name in (("lip", "exp-schp-201908261155-lip.pth"), ("atr", "exp-schp-201908301523-atr.pth")):
+        paths[dataset] = folder / file_name
+        torch.save({"state_dict": synth_state_dict(load_spec(PARITY / f"schp_{dataset}.keys.json")), "epoch": 150},
+                   paths[dataset])
+    return paths

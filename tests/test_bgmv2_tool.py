@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -39,10 +40,17 @@ def masks(folder: Path) -> dict[str, np.ndarray]:
     return {str(p.relative_to(folder)): cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(folder.rglob("*.png"))}
 
 
-def reference(checkpoint: Path, image: np.ndarray, bgr: np.ndarray, **settings) -> np.ndarray:
-    """Upstream's call on one image, replicate-padded to a multiple of 4, cropped back."""
-    model = MattingRefine("mobilenetv2", **settings).eval()
+@functools.cache
+def reference_model(checkpoint: Path, mode: str, sample_pixels: int) -> MattingRefine:
+    model = MattingRefine("mobilenetv2", refine_mode=mode, refine_sample_pixels=sample_pixels).eval()
     model.load_state_dict(load_checkpoint(checkpoint))
+    return model
+
+
+def reference(checkpoint: Path, image: np.ndarray, bgr: np.ndarray, refine_mode: str = "sampling",
+              refine_sample_pixels: int = 80_000) -> np.ndarray:
+    """Upstream's call on one image, replicate-padded to a multiple of 4, cropped back."""
+    model = reference_model(checkpoint, refine_mode, refine_sample_pixels)
     src, bkg = (torch.from_numpy(x).permute(2, 0, 1)[None].float().contiguous() / 255 for x in (image, bgr))
     height, width = src.shape[-2:]
     pad = (0, -width % 4, 0, -height % 4)

@@ -1,0 +1,113 @@
+"""``inference_schp.py``: human parsing labels and human masks with SCHP (detect, crop, parse, restore)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..detectors import DETECTORS
+from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, run_main
+
+__all__ = ["build_parser", "main"]
+
+TOOL = "schp"
+DATASETS = ("cihp", "lip", "atr", "pascal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of the SCHP tool (EasyVolcap's names and defaults, plus additions)."""
+    parser = argparse.ArgumentParser(
+        prog="inference_schp.py", formatter_class=HelpFormatter,
+        description="Self-Correction Human Parsing of every person in every frame: writes a human mask "
+                    "<mask_dir>/<camera>/<frame>.png and a palette label map <schp_dir>/<camera>/<frame>.png.")
+    add_dataset_args(parser)
+    parser.add_argument("--mask_dir", default="mask", help="output folder of human masks (0/255 PNG)")
+    parser.add_argument("--schp_dir", default="schp", help="output folder of label maps (palette PNG)")
+    parser.add_argument("--logits_dir", default=None,
+                        help="also write full-frame logits (H x W x C float16 .npy) to this folder")
+    parser.add_argument("--dataset", default="cihp", choices=DATASETS,
+                        help="label set and checkpoint: cihp (multi-person crops, 20 classes), lip (20), atr (18), "
+                             "pascal (7)")
+    parser.add_argument("--chkpt_dir", default=None,
+                        help="folder holding the official checkpoint files under their names (default: the torch "
+                             "hub cache, torch.hub.get_dir()/checkpoints)")
+    parser.add_argument("--chkpt_path", default=None, help="the parser checkpoint file (overrides --chkpt_dir)")
+    parser.add_argument("--detector", default="torchvision", choices=DETECTORS,
+                        help="torchvision: Mask R-CNN (COCO); detectron2: upstream's CIHP Cascade Mask R-CNN "
+                             "(needs detectron2); none: the whole frame is one person")
+    parser.add_argument("--detector_chkpt_path", default=None,
+                        help="detector weights file (default: torchvision's COCO file in the hub cache, downloaded "
+                             "when missing; detectron2_maskrcnn_cihp_finetune.pth in --chkpt_dir)")
+    parser.add_argument("--restore", default="logits", choices=("logits", "labels"),
+                        help="logits: bilinear warp of the logits, then argmax (smooth edges); labels: argmax, then "
+                             "nearest warp of the labels (upstream's multi-person pipeline)")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="person crops per parser pass")
+    parser.add_argument("--frames_per_batch", type=positive_int, default=4, help="frames per detector pass")
+    add_device_args(parser)
+    add_run_args(parser)
+    return parser
+
+
+def _checkpoint_path(args: argparse.Namespace, checkpoint) -> Path | None:
+    if args.chkpt_path:
+        return Path(args.chkpt_path)
+    if args.chkpt_dir:
+        return Path(args.chkpt_dir) / checkpoint.file_name
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..detectors import build_detector
+    from ..errors import EvcError
+    from ..inference import pick_device, pick_dtype
+    from ..layout import DatasetLayout
+    from ..models.schp import label_set, schp_resnet101
+    from ..models.schp.checkpoints import CHECKPOINTS
+    from ..runners.schp import SchpOptions, run_schp
+    from ..weights import load_checkpoint, load_strict, resolve_checkpoint
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)
+    for camera in layout.skipped:
+        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    device = pick_device(args.device)
+    dtype, warning = pick_dtype(device, args.fp16)
+    if warning:
+        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    labels = label_set(args.dataset)
+    path = resolve_checkpoint(CHECKPOINTS[args.dataset], _checkpoint_path(args, CHECKPOINTS[args.dataset]))
+    state_dict = load_checkpoint(path)
+    classes = state_dict.get("decoder.conv4.weight", torch.empty(0)).shape[:1]
+    if classes and classes[0] != labels.num_classes:
+        fits = [name for name in DATASETS if label_set(name).num_classes == classes[0]] or ["none"]
+        raise EvcError(f"{path}: a {classes[0]}-class SCHP checkpoint (dataset {' or '.join(fits)}), but --dataset "
+                       f"{args.dataset} has {labels.num_classes} classes")
+    parser = schp_resnet101(num_classes=labels.num_classes)
+    load_strict(parser, state_dict, str(path))
+    parser = parser.eval().to(device=device, dtype=dtype)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    detector = build_detector(args.detector, device, args.detector_chkpt_path, args.chkpt_dir)
+    options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
+                          batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
+                          restore=args.restore, overwrite=args.overwrite, workers=args.workers)
+    report = run_schp(layout, detector, parser, labels, device, dtype, options)
+    rate = report.frames_processed / report.seconds if report.seconds else 0.0
+    line = (f"{TOOL}: wrote {report.frames_written} label maps to {layout.root / args.schp_dir} and masks to "
+            f"{layout.root / args.mask_dir} ({len(report.cameras_processed)} cameras processed, "
+            f"{len(report.cameras_complete)} already complete; {args.dataset}, detector {args.detector}) "
+            f"in {report.seconds:.1f} s ({rate:.1f} img/s); {report.people} people parsed")
+    if report.frames_without_person:
+        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.frames_without_person[:5])
+        more = " ..." if len(report.frames_without_person) > 5 else ""
+        line += f"; {len(report.frames_without_person)} frames with no person: {shown}{more}"
+    print(line)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``inference_schp.py`` and ``evc-schp``."""
+    return run_main(_run, build_parser(), argv, TOOL)

@@ -1,0 +1,279 @@
+"""Human parsing with SCHP: detect people, crop, parse each crop, restore it into the frame.
+
+Everything happens in one process and in memory. Each person's box is grown by 10% per side,
+letterboxed to the network input by SCHP's affine transform, parsed in batches, and brought back by
+the inverse transform: bilinear on the logits then argmax (``restore="logits"``, as SCHP's
+``simple_extractor``), or argmax then nearest on the labels (``restore="labels"``, as the multi-person
+pipeline). Pasting never lets a crop's background overwrite another person's labels: a person label
+beats background, and between two candidates of the same kind the more confident one wins.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..detectors import Detector, Person, expand_box, suppress_covered
+from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy
+from ..inference import BatchLimit, run_with_backoff
+from ..layout import Camera, DatasetLayout
+from ..models.schp import (
+    MEAN_BGR,
+    STD_BGR,
+    LabelSet,
+    affine_transform,
+    box_to_center_scale,
+    get_palette,
+    logits_to_image,
+    upsample_logits,
+    warp_to_input,
+)
+from ..parallel import BackgroundWriter, prefetch_map
+from .common import clear_stale_outputs, group_by_size, image_size, read_frame
+
+__all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "restore_crop", "run_schp"]
+
+RESTORE_MODES = ("logits", "labels")
+Item = tuple[Camera, int]
+
+
+@dataclass(frozen=True)
+class SchpOptions:
+    """Outputs, batching and the restore mode."""
+
+    mask_dir: str = "mask"
+    schp_dir: str = "schp"
+    logits_dir: str | None = None
+    batch_size: int = 8  # person crops per parser pass
+    frames_per_batch: int = 4  # frames per detector pass
+    restore: str = "logits"
+    overwrite: bool = False
+    workers: int = 4
+
+
+@dataclass
+class SchpReport:
+    """What a run did."""
+
+    frames_written: int = 0
+    frames_processed: int = 0
+    people: int = 0
+    frames_without_person: list[tuple[str, str]] = field(default_factory=list)
+    cameras_processed: list[str] = field(default_factory=list)
+    cameras_complete: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One person's crop: its inclusive box in the frame and the maps to and from the network input."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1, inclusive
+    trans: np.ndarray  # crop -> network input, [2, 3]
+    inv_trans: np.ndarray  # network input -> crop, [2, 3]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the crop."""
+        return self.box[2] - self.box[0] + 1, self.box[3] - self.box[1] + 1
+
+
+def make_crop(person: Person, width: int, height: int, input_size: tuple[int, int]) -> Crop:
+    """The expanded, clamped box of ``person`` and SCHP's letterbox transform for it."""
+    box = expand_box(person.box, width, height)
+    crop_w, crop_h = box[2] - box[0] + 1, box[3] - box[1] + 1
+    center, scale = box_to_center_scale((0, 0, crop_w - 1, crop_h - 1), input_size)
+    return Crop(box, affine_transform(center, scale, input_size), affine_transform(center, scale, input_size, True))
+
+
+def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Bring a crop's ``[C, H, W]`` input-size logits back to the crop.
+
+    Returns ``(labels uint8 [h, w], confidence float32 [h, w], logits float32 [h, w, C] or None)``;
+    the confidence is the softmax probability of the chosen label.
+    """
+    if mode == "labels":  # upstream multi-person: argmax at the input size, nearest warp of the labels
+        labels_in, confidence_in = _labels_and_confidence(logits)
+        warp = {"dsize": crop.size, "flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
+        labels = cv2.warpAffine(labels_in, crop.inv_trans, **warp)
+        confidence = cv2.warpAffine(confidence_in, crop.inv_trans, **warp)
+        warped = logits_to_image(logits, crop.inv_trans, crop.size) if keep_logits else None
+    else:  # simple_extractor: bilinear warp of every class's logits, argmax at full resolution
+        warped = logits_to_image(logits, crop.inv_trans, crop.size)
+        labels, confidence = _labels_and_confidence(warped)
+    return labels, confidence, None if warped is None else np.moveaxis(warped, 0, -1)
+
+
+def _labels_and_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = logits.argmax(axis=0)
+    top = np.take_along_axis(logits, labels[None], axis=0)[0]
+    confidence = 1.0 / np.exp(logits - top).sum(axis=0)
+    return labels.astype(np.uint8), confidence.astype(np.float32)
+
+
+class FrameCanvas:
+    """A frame's labels, assembled from its people's crops."""
+
+    def __init__(self, height: int, width: int, num_classes: int, keep_logits: bool) -> None:
+        self.labels = np.zeros((height, width), np.uint8)
+        self.priority = np.full((height, width), -1.0, np.float32)  # person: 1 + confidence; background: confidence
+        self.logits = np.zeros((height, width, num_classes), np.float32) if keep_logits else None
+
+    def paste(self, crop: Crop, labels: np.ndarray, confidence: np.ndarray, logits: np.ndarray | None) -> None:
+        """Write the crop where it beats what is there: people over background, then confidence."""
+        x0, y0, x1, y1 = crop.box
+        region = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+        priority = confidence + (labels > 0)
+        wins = priority > self.priority[region]
+        self.labels[region][wins] = labels[wins]
+        self.priority[region][wins] = priority[wins]
+        if self.logits is not None and logits is not None:
+            self.logits[region][wins] = logits[wins]
+
+
+class _Parsing:
+    """The state of one run: detector, parser, writer and report."""
+
+    def __init__(self, layout: DatasetLayout, detector: Detector, parser: nn.Module, labels: LabelSet,
+                 device: torch.device, dtype: torch.dtype, options: SchpOptions, writer: BackgroundWriter,
+                 report: SchpReport) -> None:
+        self.layout, self.detector, self.parser, self.label_set = layout, detector, parser, labels
+        self.device, self.dtype, self.options, self.writer, self.report = device, dtype, options, writer, report
+        self.limit = BatchLimit(options.batch_size)
+        self.palette = get_palette(labels.num_classes)
+        self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
+        self.lock = threading.Lock()
+
+    def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
+        """Detect, crop and parse the people of a batch of frames; restoring and writing go to the writer."""
+        crops: list[list[Crop]] = []
+        inputs: list[np.ndarray] = []
+        for image, people in zip(images, self.detector.detect(images), strict=True):
+            frame_crops = [make_crop(p, image.shape[1], image.shape[0], self.label_set.input_size)
+                           for p in suppress_covered(people)]
+            crops.append(frame_crops)
+            for crop in frame_crops:
+                x0, y0, x1, y1 = crop.box
+                bgr = np.ascontiguousarray(image[y0:y1 + 1, x0:x1 + 1, ::-1])
+                inputs.append(warp_to_input(bgr, crop.trans, self.label_set.input_size))
+        logits: list[np.ndarray] = []
+        run_with_backoff(inputs, size=len, split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
+                         forward=lambda work: logits.extend(self._parse(work)), limit=self.limit,
+                         warn=lambda message: tqdm.write(f"schp: warning: {message}", file=sys.stderr))
+        start = 0
+        for (camera, t), image, frame_crops in zip(items, images, crops, strict=True):
+            frame_logits = logits[start:start + len(frame_crops)]
+            start += len(frame_crops)
+            self.report.people += len(frame_crops)
+            if not frame_crops:
+                self.report.frames_without_person.append((camera.name, camera.frames[t].stem))
+            self.writer.submit(self._finish, camera, t, image.shape[:2], frame_crops, frame_logits)
+        self.report.frames_processed += len(items)
+
+    def _parse(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Fusion logits of letterboxed BGR crops, upsampled to the input size: ``[C, H, W]`` float32 each."""
+        if not inputs:
+            return []
+        batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
+        x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype).contiguous()
+        with torch.inference_mode():
+            fusion = self.parser(x)[0][-1]
+            logits = upsample_logits(fusion.float(), self.label_set.input_size)
+        return list(logits.cpu().numpy())
+
+    def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
+                logits: list[np.ndarray]) -> None:
+        """Restore and paste the crops of one frame, then write its outputs (in a writer thread)."""
+        options, layout, frame = self.options, self.layout, camera.frames[t]
+        keep_logits = options.logits_dir is not None
+        canvas = FrameCanvas(*size, self.label_set.num_classes, keep_logits)
+        for crop, crop_logits in zip(crops, logits, strict=True):
+            canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits))
+        mask = np.where(canvas.labels > 0, 255, 0).astype(np.uint8)
+        outputs = [(options.mask_dir, ".png", lambda: encode_image(mask, ".png")),
+                   (options.schp_dir, ".png", lambda: encode_label_png(canvas.labels, self.palette))]
+        if keep_logits:
+            outputs.append((options.logits_dir, ".npy", lambda: encode_npy(canvas.logits.astype(np.float16))))
+        written = False
+        for out_dir, ext, encode in outputs:
+            path = layout.output_path(out_dir, camera.name, frame, ext)
+            if options.overwrite or not path.exists():
+                atomic_write(path, encode())
+                written = True
+        if written:
+            with self.lock:
+                self.report.frames_written += 1
+
+
+def _outputs(layout: DatasetLayout, options: SchpOptions, item: Item) -> list[Path]:
+    camera, t = item
+    dirs = [(options.mask_dir, ".png"), (options.schp_dir, ".png")]
+    if options.logits_dir:
+        dirs.append((options.logits_dir, ".npy"))
+    return [layout.output_path(out_dir, camera.name, camera.frames[t], ext) for out_dir, ext in dirs]
+
+
+def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, labels: LabelSet,
+             device: torch.device, dtype: torch.dtype, options: SchpOptions,
+             progress: bool | None = None) -> SchpReport:
+    """Write a human mask and a label map (and optionally logits) for every frame.
+
+    Args:
+        layout: the dataset's cameras and frames.
+        detector: finds people (see :mod:`easyvolcap.detectors`).
+        parser: an SCHP network in eval mode on ``device`` in ``dtype`` (or anything returning
+            ``[[parsing, fusion], [edge]]`` for a ``[B, 3, H, W]`` normalised BGR batch).
+        labels: the label set of the parser's checkpoint (input size, classes).
+        device: where the parser runs.
+        dtype: ``float32``, or ``float16`` on CUDA.
+        options: folders, batching, restore mode, resume behaviour.
+        progress: show a tqdm bar (``None``: only when stderr is a terminal).
+
+    Frames go through the detector in fixed batches of ``options.frames_per_batch`` frames of one
+    image size; a batch whose outputs all exist is skipped, any other is computed whole, so a resumed
+    run gives the same files as an uninterrupted one.
+    """
+    start = time.perf_counter()
+    report = SchpReport()
+    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
+    batches: list[list[Item]] = []
+    for _, cameras in group_by_size(list(layout.cameras), sizes):
+        items = [(camera, t) for camera in cameras for t in range(len(camera))]
+        for i in range(0, len(items), options.frames_per_batch):
+            batch = items[i:i + options.frames_per_batch]
+            if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
+                batches.append(batch)
+    busy = {camera.name for batch in batches for camera, _ in batch}
+    for camera in layout.cameras:
+        done = camera.name not in busy or all(p.exists() for t in range(len(camera))
+                                              for p in _outputs(layout, options, (camera, t)))
+        (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
+    clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
+
+    def read(item: Item) -> np.ndarray:
+        return read_frame(item[0], item[0].frames[item[1]], sizes[item[0].name])
+
+    frames = [item for batch in batches for item in batch]
+    ahead = 2 * options.frames_per_batch
+    with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=ahead) as writer, \
+            tqdm(total=len(frames), disable=None if progress is None else not progress, unit="img",
+                 desc="schp") as bar:
+        parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report)
+        for batch in batches:
+            parsing.run_batch(batch, [next(reader) for _ in batch])
+            bar.update(len(batch))
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,217 @@
+"""The SCHP tool: golden single-person path, restore geometry with stubs, detectors, outputs, faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from easyvolcap.cli.schp import main
+from easyvolcap.demo import make_demo_dataset
+from easyvolcap.detectors import Person, TorchvisionDetector, expand_box, suppress_covered
+from easyvolcap.image_io import write_image
+from easyvolcap.layout import DatasetLayout
+from easyvolcap.models.schp import get_palette, label_set
+from easyvolcap.runners.schp import Crop, FrameCanvas, SchpOptions, run_schp
+from easyvolcap.synthetic import synth_state_dict
+
+PARITY = Path(__file__).parent / "parity"
+
+
+def schp(root: Path, checkpoint: Path, *extra: str) -> int:
+    return main(["--data_root", str(root), "--chkpt_path", str(checkpoint), "--device", "cpu", "--workers", "2",
+                 *extra])
+
+
+def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, capsys):
+    golden = np.load(PARITY / "schp_lip.golden.npz")
+    write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
+    assert schp(tmp_path, schp_checkpoints["lip"], "--dataset", "lip", "--detector", "none",
+                "--logits_dir", "logits") == 0
+    labels = np.asarray(Image.open(tmp_path / "schp" / "cam" / "frame.png"))
+    want = golden["ns_label"]
+    near_tie = golden["ns_label_margin"].astype(np.float32) < 1e-4
+    assert labels.shape == want.shape and np.array_equal(labels[~near_tie], want[~near_tie])
+    mask = cv2.imread(str(tmp_path / "mask" / "cam" / "frame.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.ndim == 2 and set(np.unique(mask)) <= {0, 255} and np.array_equal(mask > 0, labels > 0)
+    logits = np.load(tmp_path / "logits" / "cam" / "frame.npy")
+    assert logits.dtype == np.float16 and logits.shape == (200, 150, 20)
+    clear = golden["ns_label_margin"].astype(np.float32) > 0.02  # beyond float16 rounding of logits up to ~8
+    assert np.array_equal(logits.astype(np.float32).argmax(-1)[clear], labels[clear])
+    out = capsys.readouterr().out
+    assert out.startswith(f"schp: wrote 1 label maps to {tmp_path / 'schp'} and masks to {tmp_path / 'mask'}")
+    assert "1 people parsed" in out
+
+
+def test_label_png_has_upstream_colours_and_indices(tmp_path, schp_checkpoints):
+    golden = np.load(PARITY / "schp_lip.golden.npz")
+    write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
+    assert schp(tmp_path, schp_checkpoints["lip"], "--dataset", "lip", "--detector", "none") == 0
+    image = Image.open(tmp_path / "schp" / "cam" / "frame.png")
+    assert image.mode == "P"
+    labels = np.asarray(image)
+    colours = np.asarray(image.convert("RGB"))
+    assert np.array_equal(colours, get_palette(20)[labels])
+    assert np.array_equal(get_palette(20), golden["palette"])
+
+
+class ColourParser(nn.Module):
+    """A stub parser with a known answer: label 1 where the crop is red, 2 where green, else background.
+
+    It returns logits at the full input size, so the tool's upsampling is the identity and the only
+    geometry left is the crop, the letterbox warp and the restore.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x):  # x: normalised BGR
+        self.calls.append(len(x))
+        bgr = x * torch.tensor([0.225, 0.224, 0.229]).view(1, 3, 1, 1) + torch.tensor([0.406, 0.456, 0.485]).view(
+            1, 3, 1, 1)
+        red = (bgr[:, 2] > 0.5) & (bgr[:, 1] < 0.3)
+        green = (bgr[:, 1] > 0.5) & (bgr[:, 2] < 0.3)
+        logits = torch.stack([torch.full_like(red, 0.5, dtype=torch.float32), red.float() * 4, green.float() * 4], 1)
+        logits = torch.cat([logits, torch.full((len(x), 17, *x.shape[2:]), -5.0)], 1)
+        return [[logits, logits], [logits[:, :2]]]
+
+
+class BoxDetector:
+    """A stub detector: fixed people per frame index."""
+
+    def __init__(self, people: dict[int, list[Person]]) -> None:
+        self.people, self.seen = people, 0
+
+    def detect(self, images):
+        out = [self.people.get(self.seen + i, []) for i in range(len(images))]
+        self.seen += len(images)
+        return out
+
+
+def scene_with_two_people(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A 90x120 frame: a red person touching the left border, a green one overlapping its box."""
+    image = np.full((90, 120, 3), 40, np.uint8)
+    red = np.zeros((90, 120), bool)
+    red[10:80, 0:30] = True
+    green = np.zeros((90, 120), bool)
+    green[20:88, 40:70] = True
+    image[red] = (230, 20, 20)
+    image[green] = (20, 230, 20)
+    write_image(root / "images" / "cam" / "000000.png", image)
+    write_image(root / "images" / "cam" / "000001.png", np.full((90, 120, 3), 40, np.uint8))  # nobody
+    return red, green
+
+
+@pytest.mark.parametrize("restore", ["logits", "labels"])
+def test_restore_geometry_at_borders_and_overlaps(tmp_path, restore):
+    red, green = scene_with_two_people(tmp_path)
+    people = {0: [Person((0.0, 10.0, 29.0, 79.0), 0.9), Person((25.0, 20.0, 69.0, 87.0), 0.8)]}
+    parser = ColourParser()
+    report = run_schp(DatasetLayout.discover(tmp_path), BoxDetector(people), parser, label_set("cihp"),
+                      torch.device("cpu"), torch.float32, SchpOptions(restore=restore, batch_size=1))
+    labels = np.asarray(Image.open(tmp_path / "schp" / "cam" / "000000.png"))
+    inner = lambda m: cv2.erode(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # noqa: E731
+    near = lambda m: cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # noqa: E731
+    assert (labels[inner(red)] == 1).all()  # the red person, clamped at the left border
+    green_in_box = green.copy()
+    green_in_box[:, 70:] = False
+    assert (labels[inner(green_in_box)] == 2).all()
+    assert (labels[~near(red) & ~near(green)] == 0).all()
+    assert parser.calls == [1, 1]  # two crops, one per pass
+    assert report.people == 2 and report.frames_without_person == [("cam", "000001")]
+    empty = cv2.imread(str(tmp_path / "mask" / "cam" / "000001.png"), cv2.IMREAD_UNCHANGED)
+    assert empty.shape == (90, 120) and not empty.any()
+
+
+def test_a_crops_background_never_erases_another_person():
+    canvas = FrameCanvas(4, 6, 20, keep_logits=False)
+    first = Crop((0, 0, 3, 3), np.eye(2, 3), np.eye(2, 3))
+    canvas.paste(first, np.full((4, 4), 5, np.uint8), np.full((4, 4), 0.6, np.float32), None)
+    second = Crop((2, 0, 5, 3), np.eye(2, 3), np.eye(2, 3))
+    labels = np.array([[0, 0, 7, 7]] * 2 + [[9, 9, 7, 7]] * 2, np.uint8)
+    confidence = np.array([[0.99] * 4] * 2 + [[0.5, 0.9, 0.9, 0.9]] * 2, np.float32)
+    canvas.paste(second, labels, confidence, None)
+    assert canvas.labels.tolist() == [
+        [5, 5, 5, 5, 7, 7],  # the second crop's confident background does not erase person 1
+        [5, 5, 5, 5, 7, 7],
+        [5, 5, 5, 9, 7, 7],  # where both see a person, the more confident label wins
+        [5, 5, 5, 9, 7, 7],
+    ]
+
+
+def test_mask_nms_and_box_expansion_follow_upstream():
+    a = np.zeros((10, 10), bool)
+    a[0:6, 0:6] = True
+    b = np.zeros((10, 10), bool)
+    b[1:6, 1:6] = True  # entirely inside a: dropped
+    c = np.zeros((10, 10), bool)
+    c[4:10, 4:10] = True  # 4 of 36 pixels covered: kept
+    people = [Person((0, 0, 5, 5), 0.9, a), Person((1, 1, 5, 5), 0.8, b), Person((4, 4, 9, 9), 0.7, c)]
+    assert [p.score for p in suppress_covered(people)] == [0.9, 0.7]
+    assert expand_box((10.0, 20.0, 30.0, 60.0), 100, 100) == (8, 16, 32, 64)
+    assert expand_box((1.0, 2.0, 95.0, 97.5), 100, 100) == (0, 0, 99, 99)  # clamped to the image
+    assert expand_box((12.5, 0.0, 17.5, 10.0), 100, 100) == (12, 0, 18, 11)  # round half to even
+
+
+def test_torchvision_detector_runs_on_cpu_with_synthesized_weights(tmp_path):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    keys = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
+    detector = TorchvisionDetector(synth_state_dict({"tensors": [[k, list(v.shape), str(v.dtype)[6:]]
+                                                                 for k, v in keys.items()]}), torch.device("cpu"))
+    make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(48, 64), odd_size=None)
+    report = run_schp(DatasetLayout.discover(tmp_path / "d"), detector, ColourParser(), label_set("cihp"),
+                      torch.device("cpu"), torch.float32, SchpOptions(frames_per_batch=2))
+    assert report.frames_processed == 2
+    people = detector.detect([np.zeros((48, 64, 3), np.uint8)])
+    assert len(people) == 1 and all(p.score >= 0.5 and p.mask.shape == (48, 64) for p in people[0])
+    assert len(list((tmp_path / "d" / "mask" / "00").iterdir())) == 2
+
+
+def test_resume_gives_identical_files(tmp_path):
+    scene_with_two_people(tmp_path)
+    people = {0: [Person((0.0, 10.0, 29.0, 79.0), 0.9)], 2: [Person((25.0, 20.0, 69.0, 87.0), 0.8)]}
+    first = cv2.imread(str(tmp_path / "images" / "cam" / "000000.png"))[..., ::-1]
+    write_image(tmp_path / "images" / "cam" / "000002.png", np.ascontiguousarray(first))
+    options = SchpOptions(frames_per_batch=2, logits_dir="logits")
+    layout = DatasetLayout.discover(tmp_path)
+    cpu = torch.device("cpu")
+    run_schp(layout, BoxDetector(people), ColourParser(), label_set("cihp"), cpu, torch.float32, options)
+    files = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and "images" not in p.parts}
+    assert len(files) == 9
+    (tmp_path / "schp" / "cam" / "000002.png").unlink()
+    (tmp_path / "mask" / "cam" / "000002.png").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in files if p.exists()}
+    report = run_schp(layout, BoxDetector({0: people[2]}), ColourParser(), label_set("cihp"), cpu, torch.float32,
+                      options)
+    assert {p: p.read_bytes() for p in files} == files
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert report.frames_processed == 1 and report.frames_written == 1
+
+
+def test_detectron2_missing_is_one_line(tmp_path, schp_checkpoints, capsys):
+    make_demo_dataset(tmp_path / "d", cameras=1, frames=1, size=(48, 64), odd_size=None)
+    assert schp(tmp_path / "d", schp_checkpoints["lip"], "--detector", "detectron2") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs detectron2, which is not installed; install it with pip install" in err[0]
+
+
+def test_checkpoint_of_another_label_set_is_refused(tmp_path, schp_checkpoints, capsys):
+    make_demo_dataset(tmp_path / "d", cameras=1, frames=1, size=(48, 64), odd_size=None)
+    assert schp(tmp_path / "d", schp_checkpoints["atr"], "--dataset", "lip", "--detector", "none") == 1
+    assert "a 18-class SCHP checkpoint (dataset atr), but --dataset lip has 20 classes" in capsys.readouterr().err
+    assert schp(tmp_path / "d", tmp_path / "nothing.pth", "--detector", "none") == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_missing_default_checkpoint_says_where_to_get_it(tmp_path, capsys):
+    make_demo_dataset(tmp_path / "d", cameras=1, frames=1, size=(48, 64), odd_size=None)
+    assert main(["--data_root", str(tmp_path / "d"), "--chkpt_dir", str(tmp_path / "weights"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "--chkpt_path" in err and "exp_schp_multi_cihp_local.pth" in err and "no such file" in err
