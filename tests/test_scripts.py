@@ -62,3 +62,14 @@ def test_backgrounds_script_end_to_end(tmp_path):
     assert done.stderr == ""
     assert done.stdout.startswith(f"bkgd: wrote 3 backgrounds (mean of 6 frames) to {tmp_path / 'd' / 'bkgd'}")
     assert sorted(p.name for p in (tmp_path / "d" / "bkgd").iterdir()) == ["00.png", "01.png", "02.png"]
+
+
+@pytest.mark.parametrize("script, flags", [
+    ("inference_bkgdmattev2.py", ("--chkpt_path", "--bkgd_dir", "--chunk_size", "--backbone_scale", "--refine_mode",
+                                  "--refine_sample_pixels", "--refine_threshold", "--resize_bkgd", "--fgr_dir")),
+    ("inference_schp.py", ("--dataset", "--chkpt_dir", "--detector", "--restore", "--schp_dir", "--logits_dir")),
+    ("extract_backgrounds.py", ("--masks_dir", "--bkgd_dir", "--jump", "--dilation", "--method", "--max_memory")),
+])
+def test_every_script_answers_help(script, flags):
+    done = run(str(REPO / "scripts" / "segmentation" / script), "--help")
+    assert done.returncode == 0 and all(flag in done.stdout for flag in flags)
