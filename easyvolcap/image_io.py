@@ -17,8 +17,8 @@ from PIL import Image
 
 from .errors import EvcError
 
-__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "read_rgb",
-           "write_image"]
+__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "read_gray",
+           "read_rgb", "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -44,6 +44,28 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image is None:
         raise EvcError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_gray(path: str | Path, indices: bool = False) -> np.ndarray:
+    """Decode a mask or label map as an ``(H, W)`` uint8 array; ``indices`` keeps a palette PNG's indices.
+
+    Raises:
+        EvcError: the file cannot be read or decoded.
+    """
+    if indices:
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image if image.mode in ("P", "L") else image.convert("L"))
+        except OSError as error:
+            raise EvcError(f"{path}: not a readable image ({error})") from error
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as error:
+        raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if image is None:
+        raise EvcError(f"{path}: not a readable image")
+    return image
 
 
 def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import EvcError
 
 __all__ = ["HelpFormatter", "add_dataset_args", "add_device_args", "add_run_args", "matting_summary", "positive_int",
-           "ratio_or_auto", "run_main"]
+           "ratio_or_auto", "run_main", "with_preview"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -79,7 +79,14 @@ def add_run_args(parser: argparse.ArgumentParser, jpeg_quality: int = 85,
     parser.add_argument("--workers", type=positive_int, default=4, help=workers_help)
     parser.add_argument("--overwrite", action="store_true",
                         help="redo everything (default: keep finished outputs and do the rest)")
+    parser.add_argument("--no_preview", action="store_true",
+                        help="do not write the contact sheet <data_root>/preview/<output folder>.jpg")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+
+
+def with_preview(line: str, path: Path | None) -> str:
+    """The summary line, naming the preview contact sheet when one was written."""
+    return f"{line}; preview {path}" if path else line
 
 
 def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:

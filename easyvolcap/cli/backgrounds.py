@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..image_io import MASK_EXTENSIONS
 from ..layout import IMAGE_EXTENSIONS
 from ..runners.backgrounds import METHODS
-from . import HelpFormatter, add_dataset_args, add_run_args, positive_int, run_main
+from . import HelpFormatter, add_dataset_args, add_run_args, positive_int, run_main, with_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from ..layout import DatasetLayout
+    from ..preview import background_rows, write_preview
     from ..runners.backgrounds import BackgroundOptions, run_backgrounds
 
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
@@ -81,7 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         line += f"; {len(report.complete)} already there (--overwrite redoes them)"
     if holes:
         line += f"; never seen as background{' (filled)' if args.fill_holes else ''}: {holes}"
-    print(line)
+    preview = None if args.no_preview else write_preview(layout, args.bkgd_dir,
+                                                          background_rows(layout, args.bkgd_dir, args.ext))
+    print(with_preview(line, preview))
     return 0
 
 

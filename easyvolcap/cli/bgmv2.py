@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, matting_summary, positive_int, run_main
+from . import (
+    HelpFormatter,
+    add_dataset_args,
+    add_device_args,
+    add_run_args,
+    matting_summary,
+    positive_int,
+    run_main,
+    with_preview,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -82,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..layout import DatasetLayout
     from ..models.bgmv2 import MattingRefine
     from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
+    from ..preview import mask_rows, write_preview
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
     from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
 
@@ -106,7 +116,10 @@ def _run(args: argparse.Namespace) -> int:
                            resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
                            workers=args.workers)
     report = run_bgmv2(layout, model, device, dtype, options)
-    print(matting_summary(TOOL, report, layout.root / args.mask_dir, f"{model.backbone_name}, {args.refine_mode}"))
+    preview = None if args.no_preview else write_preview(layout, args.mask_dir,
+                                                          mask_rows(layout, args.mask_dir, args.mask_ext))
+    line = matting_summary(TOOL, report, layout.root / args.mask_dir, f"{model.backbone_name}, {args.refine_mode}")
+    print(with_preview(line, preview))
     return 0
 
 

@@ -16,6 +16,7 @@ from . import (
     positive_int,
     ratio_or_auto,
     run_main,
+    with_preview,
 )
 
 __all__ = ["build_parser", "main"]
@@ -55,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..layout import DatasetLayout
     from ..models.rvm import MattingNetwork
     from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
+    from ..preview import mask_rows, write_preview
     from ..runners.rvm import RvmOptions, run_rvm
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
@@ -75,7 +77,9 @@ def _run(args: argparse.Namespace) -> int:
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers)
     report = run_rvm(layout, model, device, dtype, options, progress=None)
-    print(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant))
+    preview = None if args.no_preview else write_preview(layout, args.mask_dir,
+                                                          mask_rows(layout, args.mask_dir, args.mask_ext))
+    print(with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview))
     return 0
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..detectors import DETECTORS
-from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, run_main
+from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, run_main, with_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -65,8 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..errors import EvcError
     from ..inference import pick_device, pick_dtype
     from ..layout import DatasetLayout
-    from ..models.schp import label_set, schp_resnet101
+    from ..models.schp import get_palette, label_set, schp_resnet101
     from ..models.schp.checkpoints import CHECKPOINTS
+    from ..preview import label_rows, write_preview
     from ..runners.schp import SchpOptions, run_schp
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
@@ -104,7 +105,10 @@ def _run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.frames_without_person[:5])
         more = " ..." if len(report.frames_without_person) > 5 else ""
         line += f"; {len(report.frames_without_person)} frames with no person: {shown}{more}"
-    print(line)
+    palette = get_palette(labels.num_classes)
+    rows = label_rows(layout, args.schp_dir, palette)
+    preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows)
+    print(with_preview(line, preview))
     return 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import write_image
+from ..image_io import read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from .common import clear_stale_temp_files, image_size, read_frame
@@ -77,9 +77,7 @@ def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np
         others = sorted(p.name for p in path.parent.glob(path.stem + ".*")) if path.parent.is_dir() else []
         hint = f" (found {', '.join(others)}: set --mask_ext)" if others else ""
         raise EvcError(f"{path}: mask not found{hint}")
-    mask = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise EvcError(f"{path}: not a readable image")
+    mask = read_gray(path)
     if mask.shape != size:
         raise EvcError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
     peak = int(mask.max())

@@ -39,7 +39,7 @@ from ..models.schp import (
     warp_to_input,
 )
 from ..parallel import BackgroundWriter, prefetch_map
-from .common import clear_stale_outputs, group_by_size, image_size, read_frame
+from .common import clear_stale_outputs, image_size, read_frame
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "restore_crop", "run_schp"]
 
@@ -242,17 +242,17 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
         progress: show a tqdm bar (``None``: only when stderr is a terminal).
 
     Frames go through the detector in fixed batches of ``options.frames_per_batch`` frames of one
-    image size; a batch whose outputs all exist is skipped, any other is computed whole, so a resumed
-    run gives the same files as an uninterrupted one.
+    camera; a batch whose outputs all exist is skipped, any other is computed whole. A camera's files
+    therefore never depend on which other cameras, or which finished files, a run has: a resumed or
+    sharded run writes the same bytes as one uninterrupted run.
     """
     start = time.perf_counter()
     report = SchpReport()
     sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
     batches: list[list[Item]] = []
-    for _, cameras in group_by_size(list(layout.cameras), sizes):
-        items = [(camera, t) for camera in cameras for t in range(len(camera))]
-        for i in range(0, len(items), options.frames_per_batch):
-            batch = items[i:i + options.frames_per_batch]
+    for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
+        for t0 in range(0, len(camera), options.frames_per_batch):
+            batch = [(camera, t) for t in range(t0, min(t0 + options.frames_per_batch, len(camera)))]
             if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
                 batches.append(batch)
     busy = {camera.name for batch in batches for camera, _ in batch}
