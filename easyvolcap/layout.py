@@ -44,10 +44,13 @@ class DatasetLayout:
 
     @classmethod
     def discover(cls, root: str | Path, image_dir: str = "images", only: list[str] | None = None,
-                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> DatasetLayout:
+                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS, shard: tuple[int, int] | None = None
+                 ) -> DatasetLayout:
         """List cameras (sorted sub-folders of ``root/image_dir``) and their frames.
 
-        Frames are the files whose lower-case suffix is in ``extensions``.
+        Frames are the files whose lower-case suffix is in ``extensions``. ``shard = (i, n)`` keeps
+        every n-th camera starting at the i-th (after ``only``), so n processes split a dataset
+        deterministically; a shard may be empty.
 
         Raises:
             EvcError: the root or image folder is missing, a camera named in ``only`` does not
@@ -67,6 +70,9 @@ class DatasetLayout:
                 raise EvcError(f"{images}: no camera folder {missing[0]!r} (from --only); "
                                f"cameras are {', '.join(names) or 'none'}")
             names = [name for name in names if name in set(only)]
+        if shard is not None:
+            index, count = shard
+            names = names[index::count]
         cameras, skipped = [], []
         for name in names:
             frames = tuple(sorted((p for p in (images / name).iterdir()
@@ -82,7 +88,7 @@ class DatasetLayout:
                 cameras.append(Camera(name, frames))
             else:
                 skipped.append(name)
-        if not cameras:
+        if not cameras and (shard is None or skipped):
             raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images")
         return cls(root, image_dir, tuple(cameras), tuple(skipped))
 

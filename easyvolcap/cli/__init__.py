@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -10,8 +12,20 @@ from pathlib import Path
 
 from ..errors import EvcError
 
-__all__ = ["HelpFormatter", "add_dataset_args", "add_device_args", "add_run_args", "matting_summary", "positive_int",
-           "ratio_or_auto", "run_main", "with_preview"]
+__all__ = [
+    "HelpFormatter",
+    "add_dataset_args",
+    "add_device_args",
+    "add_run_args",
+    "discover_layout",
+    "matting_summary",
+    "positive_int",
+    "ratio_or_auto",
+    "resolve_shard",
+    "run_main",
+    "shard_spec",
+    "with_preview",
+]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -55,14 +69,61 @@ def quality(text: str) -> int:
     return value
 
 
+def shard_spec(text: str) -> tuple[int, int]:
+    """An argparse type: ``I/N``, part I (from 0) of N."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or int(match[2]) < 1 or int(match[1]) >= int(match[2]):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with 0 <= I < N (e.g. 0/4)")
+    return int(match[1]), int(match[2])
+
+
+def resolve_shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--shard``, else SLURM's array task (``SLURM_ARRAY_TASK_ID`` of ``SLURM_ARRAY_TASK_COUNT``).
+
+    Raises:
+        EvcError: the SLURM variables do not describe a valid part.
+    """
+    if args.shard is not None:
+        return args.shard
+    task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+    if task is None or count is None:
+        return None
+    try:
+        index = int(task) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        shard = index, int(count)
+    except ValueError:
+        raise EvcError(f"SLURM_ARRAY_TASK_ID={task}, SLURM_ARRAY_TASK_COUNT={count}: not integers") from None
+    if not 0 <= shard[0] < shard[1]:
+        raise EvcError(f"SLURM array task {task} (min {os.environ.get('SLURM_ARRAY_TASK_MIN', '0')}) is not "
+                       f"one of {count} parts; pass --shard I/N")
+    return shard
+
+
+def discover_layout(args: argparse.Namespace, tool: str, extensions: tuple[str, ...] | None = None):
+    """The dataset layout the flags describe (root, image folder, cameras, shard), warning about
+    cameras without images."""
+    from ..layout import IMAGE_EXTENSIONS, DatasetLayout
+
+    shard = resolve_shard(args)
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, extensions or IMAGE_EXTENSIONS, shard)
+    for camera in layout.skipped:
+        print(f"{tool}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    if shard is not None and not layout.cameras:
+        print(f"{tool}: warning: shard {shard[0]}/{shard[1]} has no cameras", file=sys.stderr)
+    return layout
+
+
 def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    """``--data_root``, ``--image_dir`` and ``--only``, as EasyVolcap names them."""
+    """``--data_root``, ``--image_dir``, ``--only`` and ``--shard``."""
     parser.add_argument("--data_root", required=True,
                         help="dataset root holding <image_dir>/<camera>/<frame>.jpg|png")
     parser.add_argument("--image_dir", "--images_dir", dest="image_dir", default="images",
                         help="folder of camera folders, relative to --data_root")
     parser.add_argument("--only", nargs="+", metavar="CAM", default=None,
                         help="process only these cameras")
+    parser.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
+                        help="process part I (from 0) of N: every N-th camera from the I-th "
+                             "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
 from ..layout import IMAGE_EXTENSIONS
 from ..runners.backgrounds import METHODS
-from . import HelpFormatter, add_dataset_args, add_run_args, positive_int, run_main, with_preview
+from . import HelpFormatter, add_dataset_args, add_run_args, discover_layout, positive_int, run_main, with_preview
 
 __all__ = ["build_parser", "main"]
 
@@ -62,14 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..layout import DatasetLayout
     from ..preview import background_rows, write_preview
     from ..runners.backgrounds import BackgroundOptions, run_backgrounds
 
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, extensions)
-    for camera in layout.skipped:
-        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    layout = discover_layout(args, TOOL, extensions)
     options = BackgroundOptions(masks_dir=args.masks_dir, bkgd_dir=args.bkgd_dir, mask_ext=args.mask_ext,
                                 ext=args.ext, jump=args.jump, dilation=args.dilation, method=args.method,
                                 max_memory=args.max_memory, fill_holes=args.fill_holes,

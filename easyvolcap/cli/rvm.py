@@ -12,6 +12,7 @@ from . import (
     add_dataset_args,
     add_device_args,
     add_run_args,
+    discover_layout,
     matting_summary,
     positive_int,
     ratio_or_auto,
@@ -53,16 +54,13 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..inference import pick_device, pick_dtype
-    from ..layout import DatasetLayout
     from ..models.rvm import MattingNetwork
     from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
     from ..preview import mask_rows, write_preview
     from ..runners.rvm import RvmOptions, run_rvm
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)
-    for camera in layout.skipped:
-        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    layout = discover_layout(args, TOOL)
     device = pick_device(args.device)
     dtype, warning = pick_dtype(device, args.fp16)
     if warning:

@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..detectors import DETECTORS
-from . import HelpFormatter, add_dataset_args, add_device_args, add_run_args, positive_int, run_main, with_preview
+from . import (
+    HelpFormatter,
+    add_dataset_args,
+    add_device_args,
+    add_run_args,
+    discover_layout,
+    positive_int,
+    run_main,
+    with_preview,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -64,16 +73,13 @@ def _run(args: argparse.Namespace) -> int:
     from ..detectors import build_detector
     from ..errors import EvcError
     from ..inference import pick_device, pick_dtype
-    from ..layout import DatasetLayout
     from ..models.schp import get_palette, label_set, schp_resnet101
     from ..models.schp.checkpoints import CHECKPOINTS
     from ..preview import label_rows, write_preview
     from ..runners.schp import SchpOptions, run_schp
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)
-    for camera in layout.skipped:
-        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    layout = discover_layout(args, TOOL)
     device = pick_device(args.device)
     dtype, warning = pick_dtype(device, args.fp16)
     if warning:
