@@ -7,8 +7,9 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from ..errors import EvcError
 
@@ -167,22 +168,29 @@ def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
     return line
 
 
-def run_main(body: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
-             argv: Sequence[str] | None, tool: str) -> int:
-    """Parse ``argv``, run ``body`` and turn expected faults into one line on stderr.
+def run_main(tool: ModuleType, argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, run the tool (in one worker per device for a device list), print its summary.
 
-    Exit codes: 0 success, 1 an expected fault (:class:`EvcError`), 2 bad flags (argparse),
+    ``tool`` is a CLI module with ``TOOL``, ``build_parser()``, ``run(args) -> report`` and
+    ``finish(args, report) -> str`` (preview and summary line). Expected faults become one line on
+    stderr. Exit codes: 0 success, 1 an expected fault (:class:`EvcError`), 2 bad flags (argparse),
     130 interrupted. Unexpected exceptions are bugs and keep their traceback.
     """
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = tool.build_parser().parse_args(argv)
     try:
-        return body(args)
+        from .workers import run_workers, split_devices
+
+        devices = split_devices(getattr(args, "device", None))
+        report = run_workers(tool, argv, devices, resolve_shard(args)) if len(devices) > 1 else tool.run(args)
+        print(tool.finish(args, report))
+        return 0
     except EvcError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"{tool}: error: {error}", file=sys.stderr)
+        print(f"{tool.TOOL}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{tool}: interrupted; finished outputs are kept, run the same command to resume",
+        print(f"{tool.TOOL}: interrupted; finished outputs are kept, run the same command to resume",
               file=sys.stderr)
         return 130

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
 from ..layout import IMAGE_EXTENSIONS
 from ..runners.backgrounds import METHODS
-from . import HelpFormatter, add_dataset_args, add_run_args, discover_layout, positive_int, run_main, with_preview
+from . import (
+    HelpFormatter,
+    add_dataset_args,
+    add_run_args,
+    discover_layout,
+    positive_int,
+    resolve_shard,
+    run_main,
+    with_preview,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -60,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ..preview import background_rows, write_preview
+def run(args: argparse.Namespace):
+    """Build every background the flags ask for; returns the runner's report."""
     from ..runners.backgrounds import BackgroundOptions, run_backgrounds
 
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
@@ -70,7 +80,16 @@ def _run(args: argparse.Namespace) -> int:
                                 ext=args.ext, jump=args.jump, dilation=args.dilation, method=args.method,
                                 max_memory=args.max_memory, fill_holes=args.fill_holes,
                                 overwrite=args.overwrite, workers=args.workers, quality=args.quality)
-    report = run_backgrounds(layout, options)
+    return run_backgrounds(layout, options)
+
+
+def finish(args: argparse.Namespace, report) -> str:
+    """Write the preview and return the summary line."""
+    from ..layout import DatasetLayout
+    from ..preview import background_rows, write_preview
+
+    extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, extensions, resolve_shard(args))
     holes = ", ".join(f"{camera} {100 * fraction:.1f}%" for camera, fraction in report.hole_fraction.items())
     line = (f"{TOOL}: wrote {len(report.written)} backgrounds ({args.method} of {report.frames_used} frames) "
             f"to {layout.root / args.bkgd_dir} in {report.seconds:.1f} s")
@@ -80,10 +99,9 @@ def _run(args: argparse.Namespace) -> int:
         line += f"; never seen as background{' (filled)' if args.fill_holes else ''}: {holes}"
     preview = None if args.no_preview else write_preview(layout, args.bkgd_dir,
                                                           background_rows(layout, args.bkgd_dir, args.ext))
-    print(with_preview(line, preview))
-    return 0
+    return with_preview(line, preview)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``extract_backgrounds.py`` and ``evc-bkgd``."""
-    return run_main(_run, build_parser(), argv, TOOL)
+    return run_main(sys.modules[__name__], argv)

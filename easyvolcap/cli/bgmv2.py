@@ -15,6 +15,7 @@ from . import (
     discover_layout,
     matting_summary,
     positive_int,
+    resolve_shard,
     run_main,
     with_preview,
 )
@@ -85,13 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace):
+    """Compute every mask the flags ask for; returns the runner's report."""
     import torch
 
     from ..inference import pick_device, pick_dtype
     from ..models.bgmv2 import MattingRefine
     from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
-    from ..preview import mask_rows, write_preview
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
     from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
 
@@ -113,14 +114,21 @@ def _run(args: argparse.Namespace) -> int:
                            refine_sample_pixels=args.refine_sample_pixels, refine_threshold=args.refine_threshold,
                            resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
                            workers=args.workers)
-    report = run_bgmv2(layout, model, device, dtype, options)
+    return run_bgmv2(layout, model, device, dtype, options)
+
+
+def finish(args: argparse.Namespace, report) -> str:
+    """Write the preview and return the summary line."""
+    from ..layout import DatasetLayout
+    from ..preview import mask_rows, write_preview
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
                                                           mask_rows(layout, args.mask_dir, args.mask_ext))
-    line = matting_summary(TOOL, report, layout.root / args.mask_dir, f"{model.backbone_name}, {args.refine_mode}")
-    print(with_preview(line, preview))
-    return 0
+    line = matting_summary(TOOL, report, layout.root / args.mask_dir, f"{report.backbone}, {args.refine_mode}")
+    return with_preview(line, preview)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``inference_bkgdmattev2.py`` and ``evc-bgmv2``."""
-    return run_main(_run, build_parser(), argv, TOOL)
+    return run_main(sys.modules[__name__], argv)

@@ -16,6 +16,7 @@ from . import (
     matting_summary,
     positive_int,
     ratio_or_auto,
+    resolve_shard,
     run_main,
     with_preview,
 )
@@ -50,13 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace):
+    """Compute every mask the flags ask for; returns the runner's report."""
     import torch
 
     from ..inference import pick_device, pick_dtype
     from ..models.rvm import MattingNetwork
     from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
-    from ..preview import mask_rows, write_preview
     from ..runners.rvm import RvmOptions, run_rvm
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
@@ -74,13 +75,20 @@ def _run(args: argparse.Namespace) -> int:
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers)
-    report = run_rvm(layout, model, device, dtype, options, progress=None)
+    return run_rvm(layout, model, device, dtype, options, progress=None)
+
+
+def finish(args: argparse.Namespace, report) -> str:
+    """Write the preview and return the summary line."""
+    from ..layout import DatasetLayout
+    from ..preview import mask_rows, write_preview
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
                                                           mask_rows(layout, args.mask_dir, args.mask_ext))
-    print(with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview))
-    return 0
+    return with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``inference_robust_video_matting.py`` and ``evc-rvm``."""
-    return run_main(_run, build_parser(), argv, TOOL)
+    return run_main(sys.modules[__name__], argv)

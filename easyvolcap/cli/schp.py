@@ -15,6 +15,7 @@ from . import (
     add_run_args,
     discover_layout,
     positive_int,
+    resolve_shard,
     run_main,
     with_preview,
 )
@@ -67,15 +68,15 @@ def _checkpoint_path(args: argparse.Namespace, checkpoint) -> Path | None:
     return None
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace):
+    """Parse every frame the flags ask for; returns the runner's report."""
     import torch
 
     from ..detectors import build_detector
     from ..errors import EvcError
     from ..inference import pick_device, pick_dtype
-    from ..models.schp import get_palette, label_set, schp_resnet101
+    from ..models.schp import label_set, schp_resnet101
     from ..models.schp.checkpoints import CHECKPOINTS
-    from ..preview import label_rows, write_preview
     from ..runners.schp import SchpOptions, run_schp
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
@@ -101,7 +102,16 @@ def _run(args: argparse.Namespace) -> int:
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
                           restore=args.restore, overwrite=args.overwrite, workers=args.workers)
-    report = run_schp(layout, detector, parser, labels, device, dtype, options)
+    return run_schp(layout, detector, parser, labels, device, dtype, options)
+
+
+def finish(args: argparse.Namespace, report) -> str:
+    """Write the preview and return the summary line."""
+    from ..layout import DatasetLayout
+    from ..models.schp import get_palette, label_set
+    from ..preview import label_rows, write_preview
+
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{TOOL}: wrote {report.frames_written} label maps to {layout.root / args.schp_dir} and masks to "
             f"{layout.root / args.mask_dir} ({len(report.cameras_processed)} cameras processed, "
@@ -111,13 +121,11 @@ def _run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.frames_without_person[:5])
         more = " ..." if len(report.frames_without_person) > 5 else ""
         line += f"; {len(report.frames_without_person)} frames with no person: {shown}{more}"
-    palette = get_palette(labels.num_classes)
-    rows = label_rows(layout, args.schp_dir, palette)
+    rows = label_rows(layout, args.schp_dir, get_palette(label_set(args.dataset).num_classes))
     preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows)
-    print(with_preview(line, preview))
-    return 0
+    return with_preview(line, preview)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``inference_schp.py`` and ``evc-schp``."""
-    return run_main(_run, build_parser(), argv, TOOL)
+    return run_main(sys.modules[__name__], argv)

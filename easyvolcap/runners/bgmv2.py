@@ -64,6 +64,7 @@ class Bgmv2Report:
     cameras_complete: list[str] = field(default_factory=list)
     empty_frames: list[tuple[str, str]] = field(default_factory=list)
     settings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # size -> (scale, pixels)
+    backbone: str = ""
     seconds: float = 0.0
 
 
@@ -192,7 +193,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
         EvcError: a background is missing or of the wrong size, an image is unreadable.
     """
     start = time.perf_counter()
-    report = Bgmv2Report()
+    report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
     sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     batches: list[tuple[tuple[int, int], list[Item]]] = []

@@ -1,0 +1,140 @@
+"""Several devices on one machine: one worker process per device over disjoint camera sets.
+
+``--device cuda:0,cuda:1`` (or ``all``; ``cpu,cpu`` runs the same code path on the CPU) starts one
+process per device. Worker ``i`` of ``n`` takes shard ``i/n`` of the cameras (composed with the user's
+own ``--shard``), reports progress to one combined bar and sends its report back; the parent merges
+the reports and prints one summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import multiprocessing
+import os
+import queue as queue_module
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from tqdm import tqdm
+
+from ..errors import EvcError
+
+__all__ = ["merge_reports", "run_workers", "split_devices"]
+
+
+def split_devices(spec: str | None) -> list[str | None]:
+    """``--device`` as a list: ``cuda:0,cuda:1``, ``all`` (every CUDA device), or one device."""
+    if spec is None:
+        return [None]
+    if spec == "all":
+        import torch
+
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise EvcError("--device all: no CUDA device on this machine; use --device cpu")
+        return [f"cuda:{i}" for i in range(count)]
+    return [part.strip() for part in spec.split(",") if part.strip()] or [None]
+
+
+def merge_reports(reports: list[object]) -> object:
+    """One report from the workers' reports: counts and times add up (wall time: the longest),
+    lists are joined and dicts merged."""
+    merged = reports[0]
+    for report in reports[1:]:
+        for item in dataclasses.fields(report):
+            a, b = getattr(merged, item.name), getattr(report, item.name)
+            if item.name == "seconds":
+                value = max(a, b)
+            elif isinstance(a, dict):
+                value = {**a, **b}
+            elif isinstance(a, str):
+                value = a or b
+            else:
+                value = a + b
+            setattr(merged, item.name, value)
+    return merged
+
+
+def _worker(module_name: str, argv: list[str], index: int, count: int, messages) -> None:
+    from ..progress import report_progress_to
+
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
+        report_progress_to(messages)
+        tool = importlib.import_module(module_name)
+        report = tool.run(tool.build_parser().parse_args(argv))
+        messages.put(("done", index, report))
+    except EvcError as error:
+        messages.put(("error", index, str(error)))
+    except KeyboardInterrupt:
+        messages.put(("error", index, "interrupted"))
+    except BaseException:  # a bug: hand the traceback to the parent, which shows it
+        messages.put(("crash", index, traceback.format_exc()))
+
+
+def _worker_argv(argv: Sequence[str], device: str, shard: tuple[int, int]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:  # drop the parent's --device and --shard (and their values)
+        if skip:
+            skip = False
+            continue
+        if arg in ("--device", "--shard"):
+            skip = True
+            continue
+        if arg.startswith(("--device=", "--shard=")):
+            continue
+        out.append(arg)
+    return [*out, "--device", device, "--shard", f"{shard[0]}/{shard[1]}"]
+
+
+def run_workers(tool: ModuleType, argv: Sequence[str], devices: list[str], user_shard: tuple[int, int] | None,
+                progress: bool | None = None) -> object:
+    """Run ``tool.run`` in one process per device and return the merged report.
+
+    Raises:
+        EvcError: a worker met an expected fault (the message names its device).
+        RuntimeError: a worker crashed (with its traceback).
+    """
+    first, step = user_shard or (0, 1)
+    count = len(devices)
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    processes = [context.Process(target=_worker, daemon=True,
+                                 args=(tool.__name__, _worker_argv(argv, device, (first + step * i, step * count)),
+                                       i, count, messages))
+                 for i, device in enumerate(devices)]
+    for process in processes:
+        process.start()
+    reports: dict[int, object] = {}
+    try:
+        with tqdm(total=0, desc=f"{tool.TOOL} x{count}", unit="img",
+                  disable=None if progress is None else not progress) as bar:
+            while len(reports) < count:
+                try:
+                    kind, *payload = messages.get(timeout=1.0)
+                except queue_module.Empty:
+                    dead = [i for i, p in enumerate(processes) if not p.is_alive() and i not in reports]
+                    if dead and messages.empty():
+                        raise RuntimeError(f"worker on {devices[dead[0]]} died without a report") from None
+                    continue
+                if kind == "total":
+                    bar.total += payload[0]
+                    bar.refresh()
+                elif kind == "update":
+                    bar.update(payload[0])
+                elif kind == "done":
+                    reports[payload[0]] = payload[1]
+                elif kind == "error":
+                    raise EvcError(f"[{devices[payload[0]]}] {payload[1]}")
+                else:
+                    raise RuntimeError(f"worker on {devices[payload[0]]} crashed:\n{payload[1]}")
+    finally:
+        for process in processes:
+            if process.is_alive() and len(reports) < count:
+                process.terminate()
+            process.join()
+    return merge_reports([reports[i] for i in range(count)])
