@@ -15,7 +15,7 @@ from easyvolcap.cli.rvm import main
 from easyvolcap.image_io import read_rgb
 from easyvolcap.layout import Camera, DatasetLayout
 from easyvolcap.models.rvm import MattingNetwork
-from easyvolcap.runners.rvm import RvmOptions, _split, plan_steps, run_rvm
+from easyvolcap.runners.rvm import RvmOptions, plan_clips, run_rvm
 from easyvolcap.weights import load_checkpoint
 
 
@@ -45,24 +45,20 @@ def fake_camera(name: str, frames: int) -> Camera:
     return Camera(name, tuple(Path(f"{name}/{t:03d}.jpg") for t in range(frames)))
 
 
-@pytest.mark.parametrize("lengths, batch", [([5, 5, 3], 4), ([5, 5, 3], 1), ([2, 7], 64), ([4] * 5, 3)])
-def test_plan_covers_every_frame_once_in_order(lengths, batch):
-    cameras = [fake_camera(f"c{i}", n) for i, n in enumerate(lengths)]
-    seen: dict[str, list[int]] = {c.name: [] for c in cameras}
-    for step in plan_steps(cameras, batch):
-        assert len(step.cameras) * step.length <= max(batch, 1)
-        for camera, t in step.frames():
-            seen[camera.name].append(t)
-    assert seen == {c.name: list(range(len(c))) for c in cameras}
+@pytest.mark.parametrize("length, batch", [(5, 4), (5, 1), (7, 64), (8, 4)])
+def test_clips_cover_every_frame_once_in_order(length, batch):
+    clips = plan_clips(fake_camera("c", length), batch)
+    assert [t for clip in clips for t in range(clip.t0, clip.t0 + clip.length)] == list(range(length))
+    assert all(1 <= clip.length <= batch for clip in clips)
 
 
-def test_split_respects_limit_and_keeps_time_order():
-    step = next(plan_steps([fake_camera("a", 8), fake_camera("b", 8)], 16))
-    assert (len(step.cameras), step.length) == (2, 8)
-    pieces = list(_split(step, 3))
-    assert all(len(p.cameras) * p.length <= 3 for p in pieces)
-    assert [(p.cameras[0].name, p.t0) for p in pieces][:3] == [("a", 0), ("a", 3), ("a", 6)]
-    assert sum(len(p.cameras) * p.length for p in pieces) == 16
+def test_a_cameras_masks_do_not_depend_on_the_other_cameras(dataset, rvm_checkpoints):
+    checkpoint = rvm_checkpoints["mobilenetv3"]
+    assert run(dataset, checkpoint, "--mask_ext", ".png", "--batch_size", "3", "--mask_dir", "all") == 0
+    assert run(dataset, checkpoint, "--mask_ext", ".png", "--batch_size", "3", "--mask_dir", "one", "--only", "01") == 0
+    alone = read_masks(dataset / "one")
+    together = {name: data for name, data in read_masks(dataset / "all").items() if name.startswith("01/")}
+    assert alone == together and len(alone) == 5
 
 
 def assert_masks_close(got: np.ndarray, want: np.ndarray, where: str) -> None:
@@ -182,7 +178,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_masks(dataset, capsys
     report = run_rvm(layout, flaky, torch.device("cpu"), torch.float32, options, progress=False)
     assert read_masks(dataset / "rvm") == expected and report.masks_written == 15
     first_fit = next(i for i, n in enumerate(flaky.calls) if n <= 2)
-    assert flaky.calls[0] == 8 and all(n <= 2 for n in flaky.calls[first_fit:])  # the batch never grows back
+    assert flaky.calls[0] == 5 and all(n <= 2 for n in flaky.calls[first_fit:])  # the batch never grows back
     assert capsys.readouterr().err.count("out of device memory") == 1
 
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from stubs import ColourParser
 
-from easyvolcap.cli import backgrounds, resolve_shard, shard_spec
-from easyvolcap.demo import make_demo_dataset
+from easyvolcap.cli import backgrounds, bgmv2, resolve_shard, rvm, shard_spec
+from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.detectors import WholeFrameDetector
 from easyvolcap.errors import EvcError
+from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import label_set
 from easyvolcap.runners.schp import SchpOptions, run_schp
@@ -82,3 +83,43 @@ def test_empty_shard_is_a_warning_not_an_error(data, capsys):
     assert backgrounds.main(["--data_root", str(data), "--mask_ext", ".png", "--shard", "7/9"]) == 0
     captured = capsys.readouterr()
     assert "shard 7/9 has no cameras" in captured.err and "wrote 0 backgrounds" in captured.out
+
+
+def matting_args(tool: str, data: Path, rvm_checkpoints, bgmv2_checkpoints) -> list[str]:
+    if tool == "rvm":
+        return ["--data_root", str(data), "--variant", "mobilenetv3", "--chkpt_path",
+                str(rvm_checkpoints["mobilenetv3"]), "--batch_size", "3", "--workers", "2", "--no_preview"]
+    for c in range(5):
+        write_image(data / "bkgd" / f"{c:02d}.png", background(*((30, 40) if c == 4 else (36, 48)), seed=c))
+    return ["--data_root", str(data), "--chkpt_path", str(bgmv2_checkpoints["pytorch_mobilenetv2"]),
+            "--batch_size", "3", "--workers", "2", "--no_preview"]
+
+
+@pytest.mark.parametrize("tool", ["rvm", "bgmv2"])
+def test_matting_shards_union_is_byte_identical(data, tool, rvm_checkpoints, bgmv2_checkpoints):
+    main = {"rvm": rvm.main, "bgmv2": bgmv2.main}[tool]
+    common = matting_args(tool, data, rvm_checkpoints, bgmv2_checkpoints)
+    assert main([*common, "--device", "cpu", "--mask_dir", "whole"]) == 0
+    for i in range(3):
+        assert main([*common, "--device", "cpu", "--mask_dir", "parts", "--shard", f"{i}/3"]) == 0
+    whole, parts = outputs(data, ("whole",)), outputs(data, ("parts",))
+    assert len(whole) == 20 and list(whole.values()) == list(parts.values())
+
+
+def test_two_devices_write_what_one_device_writes(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
+    common = matting_args("rvm", data, rvm_checkpoints, bgmv2_checkpoints)
+    assert rvm.main([*common, "--device", "cpu", "--mask_dir", "one"]) == 0
+    capsys.readouterr()
+    assert rvm.main([*common, "--device", "cpu,cpu", "--mask_dir", "two"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"rvm: wrote 20 masks to {data / 'two'} (5 cameras processed")
+    assert list(outputs(data, ("one",)).values()) == list(outputs(data, ("two",)).values())
+
+
+def test_a_failing_worker_is_one_line_naming_its_device(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
+    common = matting_args("rvm", data, rvm_checkpoints, bgmv2_checkpoints)
+    (data / "images" / "01" / "000002.png").write_bytes(b"broken")
+    assert rvm.main([*common, "--device", "cpu,cpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"rvm: error: [cpu] {data / 'images' / '01' / '000002.png'}: not a readable image "
+                   "(corrupt or unsupported format)"]

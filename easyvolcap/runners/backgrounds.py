@@ -17,12 +17,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import EvcError
 from ..image_io import read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
+from ..progress import progress_bar
 from .common import clear_stale_temp_files, image_size, read_frame
 
 __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
@@ -199,8 +199,8 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
     clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
     parallel = max(1, min(options.workers, len(jobs)))
     work = [_CameraJob(layout, camera, options, options.max_memory // parallel) for camera in jobs]
-    with tqdm(total=sum(job.steps for job in work), disable=None if progress is None else not progress,
-              unit="img", desc="bkgd") as bar, ThreadPoolExecutor(max_workers=parallel) as pool:
+    with progress_bar(sum(job.steps for job in work), "bkgd", progress) as bar, \
+            ThreadPoolExecutor(max_workers=parallel) as pool:
         for job in work:
             job.tick = bar.update
         holes = list(pool.map(_CameraJob.run, work))

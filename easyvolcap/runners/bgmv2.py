@@ -1,8 +1,9 @@
 """Background Matting V2 over a multi-view dataset, with one captured background per camera.
 
-Frames of cameras with the same image size go through the network in fixed batches (each frame
-with its own camera's background). A batch whose outputs all exist is skipped; any other batch is
-computed whole, so a resumed run computes every file in the same batch as an uninterrupted run.
+Each camera's frames go through the network in fixed batches of ``batch_size`` frames, never mixed
+with another camera's. A batch whose outputs all exist is skipped; any other batch is computed
+whole. A camera's files are therefore byte-identical whether the run was interrupted and resumed,
+sharded over machines or split over devices.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ..image_io import read_rgb, write_image
 from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
-from .common import clear_stale_outputs, group_by_size, image_size, read_frame
+from ..progress import progress_bar
+from .common import clear_stale_outputs, image_size, read_frame
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -197,12 +199,11 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     batches: list[tuple[tuple[int, int], list[Item]]] = []
-    for size, cameras in group_by_size(list(layout.cameras), sizes):
-        items = [(camera, t) for camera in cameras for t in range(len(camera))]
-        for i in range(0, len(items), options.batch_size):
-            batch = items[i:i + options.batch_size]
+    for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
+        for t0 in range(0, len(camera), options.batch_size):
+            batch = [(camera, t) for t in range(t0, min(t0 + options.batch_size, len(camera)))]
             if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
-                batches.append((size, batch))
+                batches.append((sizes[camera.name], batch))
     busy = {camera.name for _, batch in batches for camera, _ in batch}
     for camera in layout.cameras:
         done = camera.name not in busy or all(p.exists() for t in range(len(camera))
@@ -217,8 +218,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     frames = [item for _, batch in batches for item in batch]
     with closing(prefetch_map(read, frames, options.workers, max(options.chunk_size, options.batch_size))) as reader, \
             BackgroundWriter(options.workers, capacity=max(options.chunk_size, options.batch_size)) as writer, \
-            tqdm(total=len(frames), disable=None if progress is None else not progress, unit="img",
-                 desc="bgmv2") as bar:
+            progress_bar(len(frames), "bgmv2", progress) as bar:
         matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar)
         for size, batch in batches:
             scale, pixels = report.settings.setdefault(size, refine_settings(options, size))

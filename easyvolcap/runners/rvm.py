@@ -1,9 +1,10 @@
 """Robust Video Matting over a multi-view dataset: every camera is one video.
 
-Cameras of the same image size are batched together, frame by frame as EasyVolcap does, and
-several frames of each camera go through one forward pass when the cameras alone do not fill the
-batch. Each camera keeps its own recurrent state, so the result for a camera does not depend on
-which other cameras share its batches.
+Each forward pass takes up to ``batch_size`` consecutive frames of one camera (a ``[1, T, 3, H, W]``
+clip) and carries the camera's recurrent state to its next pass. Passes never mix cameras: kernels
+round differently for different batch shapes, so mixing would make a camera's masks depend on which
+other cameras share a run. Kept apart, a camera's files are byte-identical whether the run was
+interrupted and resumed, sharded over machines or split over devices.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from ..image_io import write_image
 from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
-from .common import clear_stale_outputs, group_by_size, image_size, read_frame
+from ..progress import progress_bar
+from .common import clear_stale_outputs, image_size, read_frame
 
-__all__ = ["RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_steps", "run_rvm"]
-
-State = list[torch.Tensor]  # r1..r4 of one camera, each (1, C, h, w)
+__all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RvmOptions:
     mask_dir: str = "rvm"
     mask_ext: str = ".jpg"
     fgr_dir: str | None = None
-    batch_size: int = 64  # images per forward pass
+    batch_size: int = 64  # frames per forward pass
     downsample_ratio: float | None = None  # None: auto, min(512 / max(H, W), 1)
     quality: int = 85
     overwrite: bool = False
@@ -58,17 +58,12 @@ class RvmReport:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One forward pass: frames ``t0 .. t0 + length - 1`` of each camera in ``cameras``."""
+class Clip:
+    """One forward pass: frames ``t0 .. t0 + length - 1`` of ``camera``."""
 
-    cameras: tuple[Camera, ...]
+    camera: Camera
     t0: int
     length: int
-
-    def frames(self) -> Iterator[tuple[Camera, int]]:
-        for camera in self.cameras:
-            for t in range(self.t0, self.t0 + self.length):
-                yield camera, t
 
 
 def auto_downsample_ratio(height: int, width: int) -> float:
@@ -76,103 +71,64 @@ def auto_downsample_ratio(height: int, width: int) -> float:
     return min(512 / max(height, width), 1.0)
 
 
-def plan_steps(cameras: list[Camera], batch_size: int) -> Iterator[Step]:
-    """Forward passes for cameras of one size, in time order, at most ``batch_size`` images each.
+def plan_clips(camera: Camera, batch_size: int) -> list[Clip]:
+    """A camera's frames in order, cut into clips of ``batch_size`` frames (the last may be shorter)."""
+    return [Clip(camera, t0, min(batch_size, len(camera) - t0)) for t0 in range(0, len(camera), batch_size)]
 
-    All active cameras of a frame share a pass; when they are fewer than ``batch_size``, each
-    contributes several consecutive frames. A camera with fewer frames drops out when it ends.
-    """
-    t = 0
-    while active := [camera for camera in cameras if len(camera) > t]:
-        length = max(1, batch_size // len(active))
-        length = min(length, min(len(camera) - t for camera in active))
-        per_pass = max(1, batch_size // length)
-        for i in range(0, len(active), per_pass):
-            yield Step(tuple(active[i:i + per_pass]), t, length)
-        t += length
+
+def _split(work: tuple[Clip, list[np.ndarray]], limit: int) -> Iterator[tuple[Clip, list[np.ndarray]]]:
+    """A clip cut into shorter clips, in time order (the recurrent state flows through them)."""
+    clip, images = work
+    for start in range(0, clip.length, limit):
+        yield Clip(clip.camera, clip.t0 + start, min(limit, clip.length - start)), images[start:start + limit]
 
 
 class _Matting:
-    """The state of one run: model, per-camera recurrent states, writer and report."""
+    """The state of one run: model, the current camera's recurrent state, writer and report."""
 
-    def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device,
-                 dtype: torch.dtype, options: RvmOptions, writer: BackgroundWriter,
-                 report: RvmReport, bar: tqdm) -> None:
+    def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
+                 options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar) -> None:
         self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
         self.options, self.writer, self.report, self.bar = options, writer, report, bar
         self.limit = BatchLimit(options.batch_size)
-        self.states: dict[str, State] = {}
+        self.state: list[torch.Tensor | None] = [None] * 4
 
-    def run_step(self, step: Step, images: list[np.ndarray], ratio: float) -> None:
-        """Run ``step`` (images camera-major), in pieces small enough for the current batch limit."""
-        run_with_backoff((step, images), size=lambda work: len(work[0].cameras) * work[0].length,
-                         split=_split_work, forward=lambda work: self._emit(work[0], *self._forward(*work, ratio)),
-                         limit=self.limit, warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
+    def run_clip(self, clip: Clip, images: list[np.ndarray], ratio: float) -> None:
+        """Matte one clip, in shorter clips if the device runs out of memory."""
+        if clip.t0 == 0:
+            self.state = [None] * 4
+        run_with_backoff((clip, images), size=lambda work: work[0].length, split=_split,
+                         forward=lambda work: self._emit(work[0], *self._forward(*work, ratio)), limit=self.limit,
+                         warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
 
-    def _forward(self, piece: Step, images: list[np.ndarray], ratio: float):
-        src = to_device_batch(images, self.device, self.dtype)
-        src = src.unflatten(0, (len(piece.cameras), piece.length))  # (B, T, 3, H, W)
-        if piece.t0 == 0:
-            rec: list[torch.Tensor | None] = [None] * 4
-        else:
-            rec = [torch.cat([self.states[c.name][i] for c in piece.cameras]) for i in range(4)]
+    def _forward(self, clip: Clip, images: list[np.ndarray], ratio: float):
+        src = to_device_batch(images, self.device, self.dtype)[None]  # (1, T, 3, H, W)
         with torch.inference_mode():
-            fgr, pha, *rec_out = self.model(src, *rec, downsample_ratio=ratio)
-            alpha = pha.float().mul(255).round_().to(torch.uint8)[:, :, 0]  # (B, T, H, W)
-            empty = ~(pha > 0.5).flatten(2).any(-1)  # (B, T)
-            fgr_u8 = None
-            if self.options.fgr_dir:
-                fgr_u8 = fgr.float().mul(255).round_().to(torch.uint8).permute(0, 1, 3, 4, 2)
-        for b, camera in enumerate(piece.cameras):
-            self.states[camera.name] = [r[b:b + 1] for r in rec_out]
+            fgr, pha, *state = self.model(src, *self.state, downsample_ratio=ratio)
+            alpha = pha[0, :, 0].float().mul(255).round_().to(torch.uint8)  # (T, H, W)
+            empty = ~(pha[0] > 0.5).flatten(1).any(-1)  # (T,)
+            fgr_u8 = fgr[0].float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1) if self.options.fgr_dir \
+                else None
+        self.state = state  # only after the whole pass succeeded: an OOM retry starts from the same state
         return alpha.cpu().numpy(), empty.cpu().numpy(), None if fgr_u8 is None else fgr_u8.cpu().numpy()
 
-    def _emit(self, piece: Step, alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
-        options, layout = self.options, self.layout
-        for b, camera in enumerate(piece.cameras):
-            for dt in range(piece.length):
-                frame = camera.frames[piece.t0 + dt]
-                if empty[b, dt]:
-                    self.report.empty_frames.append((camera.name, frame.stem))
-                mask_path = layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)
-                if options.overwrite or not mask_path.exists():
-                    self.writer.submit(write_image, mask_path, alpha[b, dt], options.quality)
-                    self.report.masks_written += 1
-                if fgr is not None:
-                    fgr_path = layout.output_path(options.fgr_dir, camera.name, frame, ".jpg")
-                    if options.overwrite or not fgr_path.exists():
-                        self.writer.submit(write_image, fgr_path, fgr[b, dt], options.quality)
-                        self.report.fgr_written += 1
-        self.report.frames_processed += len(piece.cameras) * piece.length
-        self.bar.update(len(piece.cameras) * piece.length)
-
-
-def _split(step: Step, limit: int) -> Iterator[Step]:
-    """``step`` cut into pieces of at most ``limit`` images, cameras first, then time."""
-    if len(step.cameras) * step.length <= limit:
-        yield step
-        return
-    if step.length <= limit:
-        per_pass = limit // step.length
-        for i in range(0, len(step.cameras), per_pass):
-            yield Step(step.cameras[i:i + per_pass], step.t0, step.length)
-        return
-    for camera in step.cameras:  # time pieces of one camera run in order: states flow through
-        for t in range(step.t0, step.t0 + step.length, limit):
-            yield Step((camera,), t, min(limit, step.t0 + step.length - t))
-
-
-def _split_work(work: tuple[Step, list[np.ndarray]], limit: int) -> Iterator[tuple[Step, list[np.ndarray]]]:
-    step, images = work
-    for piece in _split(step, limit):
-        yield piece, _select(step, piece, images)
-
-
-def _select(step: Step, piece: Step, images: list[np.ndarray]) -> list[np.ndarray]:
-    """The images of ``piece`` among the images of ``step`` (camera-major, as ``Step.frames``)."""
-    first, shift = step.cameras.index(piece.cameras[0]), piece.t0 - step.t0
-    return [images[(first + i) * step.length + shift + dt]
-            for i in range(len(piece.cameras)) for dt in range(piece.length)]
+    def _emit(self, clip: Clip, alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
+        options, layout, camera = self.options, self.layout, clip.camera
+        for dt in range(clip.length):
+            frame = camera.frames[clip.t0 + dt]
+            if empty[dt]:
+                self.report.empty_frames.append((camera.name, frame.stem))
+            mask_path = layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)
+            if options.overwrite or not mask_path.exists():
+                self.writer.submit(write_image, mask_path, alpha[dt], options.quality)
+                self.report.masks_written += 1
+            if fgr is not None:
+                fgr_path = layout.output_path(options.fgr_dir, camera.name, frame, ".jpg")
+                if options.overwrite or not fgr_path.exists():
+                    self.writer.submit(write_image, fgr_path, fgr[dt], options.quality)
+                    self.report.fgr_written += 1
+        self.report.frames_processed += clip.length
+        self.bar.update(clip.length)
 
 
 def _complete(layout: DatasetLayout, camera: Camera, options: RvmOptions) -> bool:
@@ -192,43 +148,36 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         device: where the model runs.
         dtype: ``float32``, or ``float16`` on CUDA.
         options: output folders, batch size, downsample ratio, resume behaviour.
-        progress: show a tqdm bar over frames (``None``: only when stderr is a terminal).
+        progress: show a progress bar over frames (``None``: only when stderr is a terminal).
 
     Cameras whose outputs all exist are skipped unless ``options.overwrite``; a partly done camera
-    is replayed from its first frame (the recurrence needs it) and only missing files are written.
-    Kernels round differently for different batch shapes, so a partly done camera is replayed with
-    every camera of its batch group, in the same batches as an uninterrupted run: resumed outputs
-    are then byte-identical to those of an uninterrupted run with the same flags.
+    is replayed from its first frame (the recurrence needs it), in the same clips as before, and
+    only its missing files are written.
     """
     start = time.perf_counter()
     report = RvmReport()
-    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
-    groups = []
-    for size, cameras in group_by_size(list(layout.cameras), sizes):
-        complete = {c.name for c in cameras if not options.overwrite and _complete(layout, c, options)}
-        report.cameras_complete += [c.name for c in cameras if c.name in complete]
-        report.cameras_processed += [c.name for c in cameras if c.name not in complete]
-        if len(complete) < len(cameras):  # replay the whole group: same batches, bit-identical results
-            groups.append((size, cameras))
+    todo = []
+    for camera in layout.cameras:
+        complete = not options.overwrite and _complete(layout, camera, options)
+        (report.cameras_complete if complete else report.cameras_processed).append(camera.name)
+        if not complete:
+            todo.append(camera)
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
-    steps = [(step, options.downsample_ratio or auto_downsample_ratio(*size))
-             for size, cameras in groups for step in plan_steps(cameras, options.batch_size)]
-    frames = [item for step, _ in steps for item in step.frames()]
+    sizes = {camera.name: image_size(camera.frames[0]) for camera in todo}
+    clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
+
     def read(item: tuple[Camera, int]) -> np.ndarray:
         camera, t = item
         return read_frame(camera, camera.frames[t], sizes[camera.name])
 
+    frames = [(camera, t) for camera in todo for t in range(len(camera))]
     ahead = options.batch_size + 2 * options.workers
     with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
-            tqdm(total=len(frames), disable=None if progress is None else not progress,
-                 unit="img", desc="rvm") as bar:
+            progress_bar(len(frames), "rvm", progress) as bar:
         matting = _Matting(layout, model, device, dtype, options, writer, report, bar)
-        for step, ratio in steps:
-            images = [next(reader) for _ in range(len(step.cameras) * step.length)]
-            matting.run_step(step, images, ratio)
-            for camera in step.cameras:
-                if step.t0 + step.length == len(camera):
-                    matting.states.pop(camera.name, None)
+        for clip in clips:
+            ratio = options.downsample_ratio or auto_downsample_ratio(*sizes[clip.camera.name])
+            matting.run_clip(clip, [next(reader) for _ in range(clip.length)], ratio)
     report.seconds = time.perf_counter() - start
     return report

@@ -39,6 +39,7 @@ from ..models.schp import (
     warp_to_input,
 )
 from ..parallel import BackgroundWriter, prefetch_map
+from ..progress import progress_bar
 from .common import clear_stale_outputs, image_size, read_frame
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "restore_crop", "run_schp"]
@@ -269,8 +270,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     ahead = 2 * options.frames_per_batch
     with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead) as writer, \
-            tqdm(total=len(frames), disable=None if progress is None else not progress, unit="img",
-                 desc="schp") as bar:
+            progress_bar(len(frames), "schp", progress) as bar:
         parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report)
         for batch in batches:
             parsing.run_batch(batch, [next(reader) for _ in batch])
