@@ -6,9 +6,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-__all__ = ["QueueBar", "progress_bar", "report_progress_to"]
+__all__ = ["QueueBar", "last_progress", "progress_bar", "report_progress_to"]
 
 _sink: Any = None  # a multiprocessing queue, set only in worker processes
+_last: Any = None  # the most recent bar, to say how far an interrupted run got
 
 
 def report_progress_to(queue: Any) -> None:
@@ -21,10 +22,11 @@ class QueueBar:
     """The part of tqdm's interface the runners use, forwarding counts to the parent process."""
 
     def __init__(self, queue: Any, total: int) -> None:
-        self.queue = queue
+        self.queue, self.n, self.total = queue, 0, total
         queue.put(("total", total))
 
     def update(self, n: int = 1) -> None:
+        self.n += n
         self.queue.put(("update", n))
 
     def close(self) -> None:
@@ -39,6 +41,14 @@ class QueueBar:
 
 def progress_bar(total: int, desc: str, enabled: bool | None = None) -> tqdm | QueueBar:
     """A bar over ``total`` images (``enabled`` ``None``: only when stderr is a terminal)."""
+    global _last
     if _sink is not None:
-        return QueueBar(_sink, total)
-    return tqdm(total=total, desc=desc, unit="img", disable=None if enabled is None else not enabled)
+        _last = QueueBar(_sink, total)
+    else:
+        _last = tqdm(total=total, desc=desc, unit="img", disable=None if enabled is None else not enabled)
+    return _last
+
+
+def last_progress() -> tuple[int, int] | None:
+    """``(done, total)`` of the most recent bar, or ``None`` when no bar was made."""
+    return None if _last is None else (int(_last.n), int(_last.total or 0))

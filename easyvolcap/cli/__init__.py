@@ -191,6 +191,10 @@ def run_main(tool: ModuleType, argv: Sequence[str] | None) -> int:
         print(f"{tool.TOOL}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{tool.TOOL}: interrupted; finished outputs are kept, run the same command to resume",
+        from ..progress import last_progress
+
+        done = last_progress()
+        where = f" after {done[0]} of {done[1]} frames" if done else ""
+        print(f"{tool.TOOL}: interrupted{where}; finished outputs are kept, run the same command to resume",
               file=sys.stderr)
         return 130

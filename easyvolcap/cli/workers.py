@@ -17,9 +17,8 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from tqdm import tqdm
-
 from ..errors import EvcError
+from ..progress import progress_bar
 
 __all__ = ["merge_reports", "run_workers", "split_devices"]
 
@@ -111,8 +110,7 @@ def run_workers(tool: ModuleType, argv: Sequence[str], devices: list[str], user_
         process.start()
     reports: dict[int, object] = {}
     try:
-        with tqdm(total=0, desc=f"{tool.TOOL} x{count}", unit="img",
-                  disable=None if progress is None else not progress) as bar:
+        with progress_bar(0, f"{tool.TOOL} x{count}", progress) as bar:
             while len(reports) < count:
                 try:
                     kind, *payload = messages.get(timeout=1.0)
