@@ -1,4 +1,5 @@
-"""The dataset layout: ``DATA_ROOT/<image_dir>/<camera>/<frame>.(jpg|jpeg|png)``.
+"""The dataset layout: ``DATA_ROOT/<image_dir>/<camera>/<frame>.(jpg|jpeg|png)``, or one video per
+camera, ``DATA_ROOT/<image_dir>/<camera>.mp4``.
 
 Cameras and frames are listed once; every output path is derived from (camera, frame stem),
 never by string replacement on an input path.
@@ -11,10 +12,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import EvcError
+from .video import VIDEO_EXTENSIONS, count_frames
 
 __all__ = ["IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def _camera(name: str, source: Path, extensions: tuple[str, ...]) -> Camera:
+    """A camera from its folder of images, or from a video file."""
+    if source.is_file():
+        count = count_frames(source)
+        return Camera(name, tuple(source.with_suffix("") / f"{i:06d}.png" for i in range(count)), video=source)
+    frames = tuple(sorted((p for p in source.iterdir() if p.is_file() and p.suffix.lower() in extensions
+                           and not p.name.startswith(".")), key=lambda p: natural_key(p.name)))
+    stems = [frame.stem for frame in frames]
+    if len(set(stems)) != len(stems):
+        twin = next(stem for stem in stems if stems.count(stem) > 1)
+        raise EvcError(f"{source}: two images share the frame name {twin!r}; their outputs would overwrite each other")
+    return Camera(name, frames)
 
 
 def natural_key(name: str) -> tuple:
@@ -24,10 +40,15 @@ def natural_key(name: str) -> tuple:
 
 @dataclass(frozen=True)
 class Camera:
-    """One camera: its name and its frames (image paths, naturally sorted)."""
+    """One camera: its name and its frames (image paths, naturally sorted).
+
+    A camera read from a video file has ``video`` set; its frames are then named ``000000``,
+    ``000001``, ... (paths that only carry the name; the pixels come from the video).
+    """
 
     name: str
     frames: tuple[Path, ...]
+    video: Path | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -46,9 +67,9 @@ class DatasetLayout:
     def discover(cls, root: str | Path, image_dir: str = "images", only: list[str] | None = None,
                  extensions: tuple[str, ...] = IMAGE_EXTENSIONS, shard: tuple[int, int] | None = None
                  ) -> DatasetLayout:
-        """List cameras (sorted sub-folders of ``root/image_dir``) and their frames.
+        """List cameras (sorted sub-folders and video files of ``root/image_dir``) and their frames.
 
-        Frames are the files whose lower-case suffix is in ``extensions``. ``shard = (i, n)`` keeps
+        Frames are the files whose lower-case suffix is in ``extensions``, or a video's frames. ``shard = (i, n)`` keeps
         every n-th camera starting at the i-th (after ``only``), so n processes split a dataset
         deterministically; a shard may be empty.
 
@@ -62,8 +83,15 @@ class DatasetLayout:
         images = root / image_dir
         if not images.is_dir():
             raise EvcError(f"{images}: image folder not found (set --image_dir)")
-        names = sorted((p.name for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                       key=natural_key)
+        entries = {p.name: p for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")}
+        for video in images.iterdir():
+            if video.is_file() and video.suffix.lower() in VIDEO_EXTENSIONS and not video.name.startswith("."):
+                if video.stem in entries:
+                    raise EvcError(f"{images}: camera {video.stem!r} is both a folder and {video.name}")
+                entries[video.stem] = video
+        names = sorted(entries, key=natural_key)
+        if not names:
+            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
         if only:
             missing = [name for name in only if name not in names]
             if missing:
@@ -75,21 +103,13 @@ class DatasetLayout:
             names = names[index::count]
         cameras, skipped = [], []
         for name in names:
-            frames = tuple(sorted((p for p in (images / name).iterdir()
-                                   if p.is_file() and p.suffix.lower() in extensions
-                                   and not p.name.startswith(".")),
-                                  key=lambda p: natural_key(p.name)))
-            stems = [frame.stem for frame in frames]
-            if len(set(stems)) != len(stems):
-                twin = next(stem for stem in stems if stems.count(stem) > 1)
-                raise EvcError(f"{images / name}: two images share the frame name {twin!r}; "
-                               "their outputs would overwrite each other")
-            if frames:
-                cameras.append(Camera(name, frames))
+            camera = _camera(name, entries[name], extensions)
+            if camera.frames:
+                cameras.append(camera)
             else:
                 skipped.append(name)
-        if not cameras and (shard is None or skipped):
-            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images")
+        if not cameras and shard is None:
+            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
         return cls(root, image_dir, tuple(cameras), tuple(skipped))
 
     @property

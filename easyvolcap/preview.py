@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .image_io import read_gray, read_rgb, write_image
+from .image_io import read_gray, write_image
 from .layout import Camera, DatasetLayout
 
 __all__ = ["MAX_CAMERAS", "TILE", "background_rows", "contact_sheet", "label_rows", "mask_overlay", "mask_rows",
@@ -23,6 +23,13 @@ MAX_CAMERAS = 8  # rows
 FRAMES = 4  # columns
 TILE = (160, 240)  # (height, width) of one tile
 GAP = 2  # pixels between tiles
+
+
+def _frame(camera: Camera, t: int) -> np.ndarray:
+    """Frame ``t`` of a camera, from its image file or its video."""
+    from .runners.common import camera_size, read_frame
+
+    return read_frame(camera, camera.frames[t], camera_size(camera))
 
 
 def fit_tile(image: np.ndarray) -> np.ndarray:
@@ -77,7 +84,7 @@ def mask_rows(layout: DatasetLayout, out_dir: str, ext: str) -> Callable[[Camera
     """Rows of frames spread over time with their masks from ``out_dir`` overlaid (missing masks skipped)."""
     def row(camera: Camera) -> list[np.ndarray]:
         paths = [(t, layout.output_path(out_dir, camera.name, camera.frames[t], ext)) for t in spread(camera)]
-        return [mask_overlay(read_rgb(camera.frames[t]), read_gray(path)) for t, path in paths if path.exists()]
+        return [mask_overlay(_frame(camera, t), read_gray(path)) for t, path in paths if path.exists()]
     return row
 
 
@@ -88,7 +95,7 @@ def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray) -> Call
         for t in spread(camera):
             path = layout.output_path(out_dir, camera.name, camera.frames[t], ".png")
             if path.exists():
-                image, labels = read_rgb(camera.frames[t]), read_gray(path, indices=True)
+                image, labels = _frame(camera, t), read_gray(path, indices=True)
                 colours = palette[labels].astype(np.float32)
                 blend = np.where((labels > 0)[..., None], 0.45 * image + 0.55 * colours, 0.6 * image)
                 tiles.append(blend.astype(np.uint8))
@@ -106,5 +113,5 @@ def background_rows(layout: DatasetLayout, bkgd_dir: str, ext: str) -> Callable[
             background = np.array(image.convert("RGB"))
             if image.mode == "RGBA":
                 background[np.asarray(image.getchannel("A")) == 0] = (255, 0, 255)
-        return [read_rgb(camera.frames[0]), background]
+        return [_frame(camera, 0), background]
     return row

@@ -23,7 +23,7 @@ from ..image_io import read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_temp_files, image_size, read_frame
+from .common import camera_size, clear_stale_temp_files, read_frame
 
 __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
            "run_backgrounds"]
@@ -119,7 +119,7 @@ class _CameraJob:
                  memory: int) -> None:
         self.layout, self.camera, self.options = layout, camera, options
         self.frames = camera.frames[::options.jump]
-        self.size = height, width = image_size(self.frames[0])
+        self.size = height, width = camera_size(camera)
         self.tick: Callable[[int], None] = lambda n: None
         rows = height
         if options.method == "median":  # the frames' band stack must fit in `memory` bytes

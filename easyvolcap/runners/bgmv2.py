@@ -27,7 +27,7 @@ from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_outputs, image_size, read_frame
+from .common import camera_size, clear_stale_outputs, read_frame
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -196,7 +196,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     """
     start = time.perf_counter()
     report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
-    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
+    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     batches: list[tuple[tuple[int, int], list[Item]]] = []
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others

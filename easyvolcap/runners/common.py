@@ -10,8 +10,9 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import EvcError
 from ..image_io import read_rgb
 from ..layout import Camera, DatasetLayout
+from ..video import open_video
 
-__all__ = ["clear_stale_outputs", "clear_stale_temp_files", "group_by_size", "image_size", "read_frame"]
+__all__ = ["camera_size", "clear_stale_outputs", "clear_stale_temp_files", "image_size", "read_frame"]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -28,15 +29,6 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def group_by_size(cameras: list[Camera], sizes: dict[str, tuple[int, int]]
-                  ) -> list[tuple[tuple[int, int], list[Camera]]]:
-    """Cameras grouped by image size, groups in order of their first camera."""
-    groups: dict[tuple[int, int], list[Camera]] = {}
-    for camera in cameras:
-        groups.setdefault(sizes[camera.name], []).append(camera)
-    return list(groups.items())
-
-
 def clear_stale_temp_files(folder: Path) -> None:
     """Remove temporary files that an interrupted run left behind in an output folder."""
     if folder.is_dir():
@@ -51,13 +43,21 @@ def clear_stale_outputs(layout: DatasetLayout, out_dirs: list[str | None]) -> No
             clear_stale_temp_files(layout.output_dir(out_dir, camera.name))
 
 
+def camera_size(camera: Camera) -> tuple[int, int]:
+    """``(height, width)`` of a camera's frames (its first image's, or its video's)."""
+    if camera.video is not None:
+        video = open_video(camera.video)
+        return video.height, video.width
+    return image_size(camera.frames[0])
+
+
 def read_frame(camera: Camera, frame: Path, size: tuple[int, int]) -> np.ndarray:
     """Decode one frame of ``camera`` as RGB uint8, checking it has the camera's ``(height, width)``.
 
     Raises:
         EvcError: the image is unreadable or of another size than the camera's first frame.
     """
-    image = read_rgb(frame)
+    image = open_video(camera.video).frame(int(frame.stem)) if camera.video is not None else read_rgb(frame)
     if image.shape[:2] != size:
         raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera {camera.name} "
                        f"starts at {size[1]}x{size[0]}; a camera keeps one size")

@@ -25,7 +25,7 @@ from ..inference import BatchLimit, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_outputs, image_size, read_frame
+from .common import camera_size, clear_stale_outputs, read_frame
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
@@ -163,7 +163,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         if not complete:
             todo.append(camera)
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
-    sizes = {camera.name: image_size(camera.frames[0]) for camera in todo}
+    sizes = {camera.name: camera_size(camera) for camera in todo}
     clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
 
     def read(item: tuple[Camera, int]) -> np.ndarray:

@@ -40,7 +40,7 @@ from ..models.schp import (
 )
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_outputs, image_size, read_frame
+from .common import camera_size, clear_stale_outputs, read_frame
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "restore_crop", "run_schp"]
 
@@ -249,7 +249,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     """
     start = time.perf_counter()
     report = SchpReport()
-    sizes = {camera.name: image_size(camera.frames[0]) for camera in layout.cameras}
+    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
     batches: list[list[Item]] = []
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.frames_per_batch):
