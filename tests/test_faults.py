@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from easyvolcap.cli import backgrounds, bgmv2, rvm, schp
@@ -133,3 +134,30 @@ def test_invalid_flag_values(data, tool, flag, capsys):
         run(data, *flag)
     assert info.value.code == 2
     assert "error: argument " in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("tool", ["rvm", "bkgd"], indirect=True)
+def test_every_pixel_format_is_processed(tmp_path, tool, capsys):
+    """Grayscale and CMYK JPEG, RGBA, 16-bit and palette PNG, an EXIF-rotated JPEG: one camera, all processed."""
+    from PIL import Image
+
+    name, run = tool
+    root = make_demo_dataset(tmp_path / "d", cameras=1, frames=6, size=(32, 48), odd_size=None, ext=".png")
+    shutil.copytree(root / "gt_masks", root / "mask_png")
+    frames = sorted((root / "images" / "00").iterdir())
+    images = [Image.open(f).convert("RGB") for f in frames]
+    for f in frames:
+        f.unlink()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    images[0].convert("L").save(frames[0].with_suffix(".jpg"))
+    images[1].convert("CMYK").save(frames[1].with_suffix(".jpg"))
+    images[2].convert("RGBA").save(frames[2])
+    Image.fromarray(np.asarray(images[3].convert("L")).astype(np.uint16) * 257).save(frames[3])
+    images[4].convert("P").save(frames[4])
+    images[5].save(frames[5].with_suffix(".jpg"), exif=exif)
+    assert run(root) == 0
+    if name == "rvm":
+        assert sorted(p.stem for p in (root / "rvm" / "00").iterdir()) == [f.stem for f in frames]
+    else:
+        assert "(mean of 6 frames)" in capsys.readouterr().out
