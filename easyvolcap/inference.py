@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import ctypes
+import functools
+import platform
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -11,8 +16,8 @@ from torch import nn
 
 from .errors import EvcError
 
-__all__ = ["BatchLimit", "inference_layout", "is_out_of_memory", "pick_device", "pick_dtype", "run_with_backoff",
-           "to_device_batch"]
+__all__ = ["BatchLimit", "empty_masks", "inference_session", "is_out_of_memory", "keep_freed_memory", "pick_device",
+           "pick_dtype", "run_with_backoff", "to_device_batch"]
 
 W = TypeVar("W")
 
@@ -48,18 +53,82 @@ def pick_dtype(device: torch.device, fp16: bool) -> tuple[torch.dtype, str | Non
     return torch.float16, None
 
 
-def inference_layout(model: nn.Module, device: torch.device) -> torch.memory_format:
-    """Put ``model``'s weights in the memory layout whose kernels are fastest on ``device``, in place.
+@contextmanager
+def inference_session(model: nn.Module, device: torch.device) -> Iterator[torch.memory_format]:
+    """Set the process up for fast inference of ``model`` on ``device``; yields the input batches' layout.
 
-    Returns the layout its input batches should have (pass it to :func:`to_device_batch`). On the
-    CPU that is channels-last (NHWC): oneDNN's convolutions, and the element-wise and resampling ops
-    between them, run these networks about 1.35x faster than in NCHW. Results change only by float
-    rounding. Elsewhere the model is left as it is.
+    On the CPU, until the block ends:
+
+    - the model's weights are in channels-last (NHWC) layout, and so should input batches be (pass the
+      yielded format to :func:`to_device_batch`): oneDNN's convolutions and the ops between them are
+      faster in it. Results change only by float rounding.
+    - :func:`keep_freed_memory` is in force: a pass's large activations reuse the memory of the
+      previous pass instead of being faulted in page by page.
+
+    On exit the weights go back to NCHW if they were. Sessions nest (an inner one changes nothing).
+    On CUDA nothing changes and the layout is NCHW.
     """
     if device.type != "cpu":
-        return torch.contiguous_format
+        yield torch.contiguous_format
+        return
+    was_nchw = any(not p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
     model.to(memory_format=torch.channels_last)
-    return torch.channels_last
+    try:
+        with keep_freed_memory():
+            yield torch.channels_last
+    finally:
+        if was_nchw:
+            model.to(memory_format=torch.contiguous_format)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's malloc.h
+_KEEP = 2**31 - 1  # the largest value: no block is unmapped when freed, the heap is never trimmed
+_SETTLED = {_M_MMAP_THRESHOLD: 32 * 2**20, _M_TRIM_THRESHOLD: 64 * 2**20}  # where glibc's own adjustment tops out
+_kept = 0  # depth of nested keep_freed_memory blocks
+_kept_lock = threading.Lock()
+
+
+@contextmanager
+def keep_freed_memory() -> Iterator[None]:
+    """Make glibc's ``malloc`` keep freed memory for reuse, for the duration of the block (nests).
+
+    By default glibc maps every block over 32 MB fresh from the system and unmaps it when freed, so
+    an inference loop faults its large activations in page by page at every pass; on a virtual
+    machine that costs more than the convolutions (RVM and BGMv2 run 2-3x faster on the CPU without
+    it). Inside the block such blocks come from the heap and are reused; the peak memory is the same,
+    but it is held until the block ends. On exit the thresholds are set to where glibc's own dynamic
+    adjustment tops out (32 MB, and 64 MB for trimming), and the next ``free`` returns the heap's
+    free top to the system. Elsewhere than glibc this does nothing.
+    """
+    global _kept
+    libc = _glibc()
+    if libc is None:
+        yield
+        return
+    with _kept_lock:
+        _kept += 1
+        if _kept == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, _KEEP)
+            libc.mallopt(_M_TRIM_THRESHOLD, _KEEP)
+    try:
+        yield
+    finally:
+        with _kept_lock:
+            _kept -= 1
+            if _kept == 0:
+                for parameter, value in _SETTLED.items():
+                    libc.mallopt(parameter, value)
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (whose ``mallopt`` :func:`keep_freed_memory` sets), else ``None``."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch.dtype,
@@ -73,6 +142,22 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
     if device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
     return batch.permute(0, 3, 1, 2).to(dtype, memory_format=memory_format).div_(255)
+
+
+def empty_masks(alpha: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
+    """Which of ``N`` mattes have no pixel above 0.5: an ``(N,)`` bool tensor.
+
+    ``pha`` is the float alpha ``(N, ...)`` and ``alpha`` its 8-bit masks ``round(pha * 255)``. The
+    answer is read from the masks' maxima, which are cheap: a maximum of 127 or less means every
+    pixel is below 0.5, one of 129 or more that some pixel is above. Only a maximum of exactly 128
+    (which 0.5 itself gives) is decided on ``pha``.
+    """
+    top = alpha.flatten(1).amax(1)
+    empty = top < 128
+    unsure = top == 128
+    if unsure.any():
+        empty[unsure] = ~(pha[unsure] > 0.5).flatten(1).any(-1)
+    return empty
 
 
 def is_out_of_memory(error: BaseException) -> bool:

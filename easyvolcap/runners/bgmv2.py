@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..errors import EvcError
 from ..image_io import read_rgb, write_image
-from ..inference import BatchLimit, run_with_backoff, to_device_batch
+from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
@@ -117,11 +117,12 @@ class _Matting:
 
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
                  options: Bgmv2Options, backgrounds: dict[str, np.ndarray], writer: BackgroundWriter,
-                 report: Bgmv2Report, bar: tqdm) -> None:
+                 report: Bgmv2Report, bar: tqdm, memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
+        self.memory_format = memory_format  # of input batches
         self.options, self.backgrounds, self.writer, self.report, self.bar = options, backgrounds, writer, report, bar
         self.limit = BatchLimit(options.batch_size)
-        self.on_device: dict[str, torch.Tensor] = {}  # backgrounds of the cameras in the last batch
+        self.bgr: tuple[tuple[str, ...], torch.Tensor | None] = ((), None)  # the last batch's backgrounds, by camera
 
     def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
         """Matte one batch, in smaller pieces if the device runs out of memory."""
@@ -131,23 +132,26 @@ class _Matting:
             forward=self._forward, limit=self.limit,
             warn=lambda message: tqdm.write(f"bgmv2: warning: {message}", file=sys.stderr))
 
-    def _background(self, camera: str) -> torch.Tensor:
-        if camera not in self.on_device:
-            self.on_device[camera] = to_device_batch([self.backgrounds[camera]], self.device, self.dtype)[0]
-        return self.on_device[camera]
+    def _background_batch(self, items: list[Item]) -> torch.Tensor:
+        """The backgrounds of ``items``, as a batch on the device; reused while the cameras do not change."""
+        cameras = tuple(camera.name for camera, _ in items)
+        if self.bgr[0] != cameras:
+            self.bgr = ((), None)  # free the previous batch first
+            self.bgr = cameras, to_device_batch([self.backgrounds[name] for name in cameras], self.device, self.dtype,
+                                                self.memory_format)
+        return self.bgr[1]
 
     def _forward(self, work: list[tuple[Item, np.ndarray]]) -> None:
         items = [item for item, _ in work]
-        cameras = {camera.name for camera, _ in items}
-        self.on_device = {name: tensor for name, tensor in self.on_device.items() if name in cameras}
-        src = to_device_batch([image for _, image in work], self.device, self.dtype)
-        bgr = torch.stack([self._background(camera.name) for camera, _ in items])
+        src = to_device_batch([image for _, image in work], self.device, self.dtype, self.memory_format)
+        bgr = self._background_batch(items)
         height, width = src.shape[-2:]
         with torch.inference_mode():
             pha, fgr = self.model(_pad(src), _pad(bgr))[:2]
             pha, fgr = pha[..., :height, :width], fgr[..., :height, :width]
-            alpha = pha.float().mul(255).round_().to(torch.uint8)[:, 0].cpu().numpy()
-            empty = (~(pha > 0.5).flatten(1).any(-1)).cpu().numpy()
+            alpha = pha.float().mul(255).round_().to(torch.uint8)[:, 0]
+            empty = empty_masks(alpha, pha[:, 0]).cpu().numpy()
+            alpha = alpha.cpu().numpy()
             fgr_u8 = None
             if self.options.fgr_dir:
                 fgr_u8 = fgr.float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -218,8 +222,9 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     frames = [item for _, batch in batches for item in batch]
     with closing(prefetch_map(read, frames, options.workers, max(options.chunk_size, options.batch_size))) as reader, \
             BackgroundWriter(options.workers, capacity=max(options.chunk_size, options.batch_size)) as writer, \
-            progress_bar(len(frames), "bgmv2", progress) as bar:
-        matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar)
+            progress_bar(len(frames), "bgmv2", progress) as bar, \
+            inference_session(model, device) as memory_format:
+        matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, memory_format)
         for size, batch in batches:
             scale, pixels = report.settings.setdefault(size, refine_settings(options, size))
             model.backbone_scale, model.refiner.sample_pixels = scale, pixels

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..image_io import write_image
-from ..inference import BatchLimit, run_with_backoff, to_device_batch
+from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
@@ -87,8 +87,10 @@ class _Matting:
     """The state of one run: model, the current camera's recurrent state, writer and report."""
 
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
-                 options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar) -> None:
+                 options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
+        self.memory_format = memory_format  # of input batches
         self.options, self.writer, self.report, self.bar = options, writer, report, bar
         self.limit = BatchLimit(options.batch_size)
         self.state: list[torch.Tensor | None] = [None] * 4
@@ -102,11 +104,11 @@ class _Matting:
                          warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
 
     def _forward(self, clip: Clip, images: list[np.ndarray], ratio: float):
-        src = to_device_batch(images, self.device, self.dtype)[None]  # (1, T, 3, H, W)
+        src = to_device_batch(images, self.device, self.dtype, self.memory_format)[None]  # (1, T, 3, H, W)
         with torch.inference_mode():
             fgr, pha, *state = self.model(src, *self.state, downsample_ratio=ratio)
             alpha = pha[0, :, 0].float().mul(255).round_().to(torch.uint8)  # (T, H, W)
-            empty = ~(pha[0] > 0.5).flatten(1).any(-1)  # (T,)
+            empty = empty_masks(alpha, pha[0, :, 0])  # (T,)
             fgr_u8 = fgr[0].float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1) if self.options.fgr_dir \
                 else None
         self.state = state  # only after the whole pass succeeded: an OOM retry starts from the same state
@@ -174,8 +176,9 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     ahead = options.batch_size + 2 * options.workers
     with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
-            progress_bar(len(frames), "rvm", progress) as bar:
-        matting = _Matting(layout, model, device, dtype, options, writer, report, bar)
+            progress_bar(len(frames), "rvm", progress) as bar, \
+            inference_session(model, device) as memory_format:
+        matting = _Matting(layout, model, device, dtype, options, writer, report, bar, memory_format)
         for clip in clips:
             ratio = options.downsample_ratio or auto_downsample_ratio(*sizes[clip.camera.name])
             matting.run_clip(clip, [next(reader) for _ in range(clip.length)], ratio)

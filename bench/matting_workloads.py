@@ -1,0 +1,310 @@
+"""The measured workloads of ``bench/matting.py``, each run in a fresh process by that script.
+
+    python bench/matting_workloads.py '{"mode": "tool", "tool": "rvm", ...}'
+
+prints one JSON line: seconds, images, peak RSS, peak CUDA memory, this process's CPU use and that
+of other processes during the measurement. The modes use the same model and batch size:
+
+- ``tool``: the runner (``run_rvm`` / ``run_bgmv2``) on the dataset on disk, writing JPEG masks.
+- ``model``: exactly the tool's forward passes (recorded by a forward pre-hook during one run of
+  the tool, inputs and recurrent states copied), run again on those tensors already in memory;
+  only the forward passes are timed, nothing is read or written.
+- ``loop``: the straightforward loop of EasyVolcap's scripts, each camera's frames ``batch`` at a
+  time: read the images one after the other, run them, write the masks one after the other.
+
+Before timing, ``tool`` and ``model`` run the whole tool once (``model`` records it then), inside a
+``inference_session`` kept open around the timed part, so kernel setup and the heap's growth to its
+peak are not counted: the steady state of a long run. ``loop`` runs one untimed pass first (it
+keeps nothing between passes: glibc unmaps its large blocks after every pass).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from easyvolcap.image_io import read_rgb
+from easyvolcap.layout import Camera, DatasetLayout
+from easyvolcap.runners.common import image_size
+
+
+def _busy_jiffies() -> int:
+    """Busy CPU time of the whole machine (all processes), in clock ticks; 0 where /proc is missing."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except OSError:
+        return 0
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------- model-only
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, object]:
+    """The settings a runner sets on the model between passes (BGMv2's scale and refiner)."""
+    refiner = getattr(model, "refiner", None)
+    names = ("mode", "sample_pixels", "threshold")
+    settings = {f"refiner.{n}": getattr(refiner, n) for n in names if hasattr(refiner, n)}
+    if hasattr(model, "backbone_scale"):
+        settings["backbone_scale"] = model.backbone_scale
+    return settings
+
+
+def _restore(model: torch.nn.Module, settings: dict[str, object]) -> None:
+    for name, value in settings.items():
+        owner, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(owner) if owner else model, attr, value)
+
+
+def _copy(value: object) -> object:
+    return value.clone() if isinstance(value, torch.Tensor) else value
+
+
+def record_passes(model: torch.nn.Module, run_tool: Callable[[], None]) -> list[tuple]:
+    """Every forward pass the tool makes: ``(args, kwargs, settings)``, inputs copied."""
+    calls: list[tuple] = []
+
+    def hook(module, args, kwargs):
+        calls.append((tuple(_copy(a) for a in args), {k: _copy(v) for k, v in kwargs.items()}, _snapshot(module)))
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        run_tool()
+    finally:
+        handle.remove()
+    return calls
+
+
+def replay(model: torch.nn.Module, calls: list[tuple], device: torch.device, tuning: str = "tool") -> float:
+    """Seconds spent running ``calls`` again on inputs already in memory; nothing is read or written.
+
+    ``tuning``: ``tool`` runs them as recorded (call it inside ``inference_session``, as the runners
+    run them); ``none`` with NCHW weights and inputs, ``nhwc`` with channels-last ones (call these two
+    outside a session: with glibc's default allocator).
+    """
+    layout = torch.contiguous_format if tuning == "none" else torch.channels_last
+    if tuning != "tool":
+        model.to(memory_format=layout)
+        calls = [(tuple(_relayout(a, layout) for a in args), kwargs, settings) for args, kwargs, settings in calls]
+    seconds = 0.0
+    with torch.inference_mode():
+        for args, kwargs, settings in calls:
+            _restore(model, settings)
+            _sync(device)
+            start = time.perf_counter()
+            model(*args, **kwargs)
+            _sync(device)
+            seconds += time.perf_counter() - start
+    return seconds
+
+
+def _relayout(value: object, layout: torch.memory_format) -> object:
+    if not isinstance(value, torch.Tensor) or value.dim() not in (4, 5):
+        return value
+    if value.dim() == 5:  # RVM clips (B, T, C, H, W): the layout of their (B*T, C, H, W) frames
+        return _relayout(value.flatten(0, 1), layout).unflatten(0, value.shape[:2])
+    return value.contiguous(memory_format=layout)
+
+
+# ------------------------------------------------------------------------------------------- tools
+
+
+def rvm_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+    from easyvolcap.runners.rvm import RvmOptions, run_rvm
+
+    options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers)
+    run_rvm(layout, model, device, torch.float32, options, progress=False)
+
+
+def bgmv2_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+    from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
+
+    options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers)
+    run_bgmv2(layout, model, device, torch.float32, options, progress=False)
+
+
+# -------------------------------------------------------------------------- the straightforward loop
+
+
+def _chunks(layout: DatasetLayout, batch: int) -> Iterator[list[tuple[Camera, int]]]:
+    """Each camera's frames in order, ``batch`` at a time."""
+    for camera in layout.cameras:
+        for t0 in range(0, len(camera), batch):
+            yield [(camera, t) for t in range(t0, min(t0 + batch, len(camera)))]
+
+
+def _load(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """The usual idiom: stack, move, to float in [0, 1], channels first."""
+    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
+
+
+def rvm_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
+    """EasyVolcap's structure: read a clip sequentially, run it, write its masks sequentially."""
+    from easyvolcap.runners.rvm import auto_downsample_ratio
+
+    rec: list = [None] * 4
+    for items in _chunks(layout, batch):
+        camera, t0 = items[0]
+        if t0 == 0:
+            rec = [None] * 4
+        src = _load([read_rgb(camera.frames[t]) for _, t in items], device)[None]  # (1, T, 3, H, W)
+        with torch.inference_mode():
+            _, pha, *rec = model(src, *rec, downsample_ratio=auto_downsample_ratio(*src.shape[-2:]))
+        _write_all(layout, mask_dir, items, (pha[0, :, 0] * 255).round().to(torch.uint8).cpu().numpy())
+
+
+def bgmv2_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
+    """EasyVolcap's structure: read a batch sequentially, run it, write its masks sequentially."""
+    from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
+
+    options = Bgmv2Options()
+    model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
+    backgrounds = {c.name: read_rgb(layout.root / "bkgd" / f"{c.name}.png") for c in layout.cameras}
+    for items in _chunks(layout, batch):
+        camera = items[0][0]
+        src = _load([read_rgb(camera.frames[t]) for _, t in items], device)
+        bgr = _load([backgrounds[camera.name]] * len(items), device)
+        model.backbone_scale, model.refiner.sample_pixels = refine_settings(options, tuple(src.shape[-2:]))
+        with torch.inference_mode():
+            pha = model(src, bgr)[0]
+        _write_all(layout, mask_dir, items, (pha[:, 0] * 255).round().to(torch.uint8).cpu().numpy())
+
+
+def rvm_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
+    from easyvolcap.runners.rvm import auto_downsample_ratio
+
+    camera = layout.cameras[0]
+    size = image_size(camera.frames[0])
+    with torch.inference_mode():
+        model(torch.rand(1, min(batch, len(camera)), 3, *size, device=device),
+              downsample_ratio=auto_downsample_ratio(*size))
+
+
+def bgmv2_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
+    camera = layout.cameras[0]
+    src = torch.rand(min(batch, len(camera)), 3, *image_size(camera.frames[0]), device=device)
+    with torch.inference_mode():
+        model(src, src.flip(-1))
+
+
+# ------------------------------------------------------------------------------------------- common
+
+
+def _write_all(layout: DatasetLayout, mask_dir: str, items: list[tuple[Camera, int]], alpha: np.ndarray) -> None:
+    for (camera, t), mask in zip(items, alpha, strict=True):
+        path = layout.output_path(mask_dir, camera.name, camera.frames[t], ".jpg")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), mask, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            raise OSError(f"cannot write {path}")
+
+
+def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> torch.nn.Module:
+    state_dict = torch.load(weights, map_location="cpu", weights_only=True)
+    if tool == "rvm":
+        from easyvolcap.models.rvm import MattingNetwork
+
+        model = MattingNetwork(variant)
+    else:
+        from easyvolcap.models.bgmv2 import MattingRefine
+
+        model = MattingRefine(variant)
+    model.load_state_dict(state_dict)
+    return model.eval().to(device)
+
+
+WORKLOADS = {
+    "rvm": {"warmup": rvm_warmup, "loop": rvm_loop, "tool": rvm_tool},
+    "bgmv2": {"warmup": bgmv2_warmup, "loop": bgmv2_loop, "tool": bgmv2_tool},
+}
+
+
+def measure(spec: dict) -> dict:
+    """Run one workload as ``spec`` says and return what was measured."""
+    from easyvolcap.inference import inference_session
+
+    if spec.get("flush_denormal"):
+        torch.set_flush_denormal(True)
+    device = torch.device(spec["device"])
+    layout = DatasetLayout.discover(spec["root"])
+    model = load_model(spec["tool"], spec["variant"], Path(spec["weights"]), device)
+    work = WORKLOADS[spec["tool"]]
+    run_tool = partial(work["tool"], layout, model, device, spec["batch"], spec["mask_dir"], spec["workers"])
+    timer = _Timer(device)
+    if spec["mode"] == "loop":  # the plain process, as a script would run
+        work["warmup"](layout, model, device, spec["batch"])
+        with timer:
+            work["loop"](layout, model, device, spec["batch"], spec["mask_dir"])
+    elif spec["mode"] == "tool":
+        # An untimed run first, in a session kept open around the timed one (the tool's own session
+        # then changes nothing): kernels are set up and the heap has grown to its peak, as in a long run.
+        with inference_session(model, device):
+            run_tool()
+            with timer:
+                run_tool()
+    else:
+        tuning = spec.get("tuning", "tool")
+        with inference_session(model, device):
+            calls = record_passes(model, run_tool)
+            if tuning == "tool":
+                with timer:
+                    timer.seconds = replay(model, calls, device)
+        if tuning != "tool":
+            replay(model, calls, device, tuning)  # grows the heap, sets kernels up
+            with timer:
+                timer.seconds = replay(model, calls, device, tuning)
+    return {
+        "seconds": timer.seconds,
+        "images": layout.num_frames,
+        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "cuda_peak": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_per_s": timer.cpu / timer.wall,  # this process's CPU seconds per second
+        "others_per_s": timer.others / timer.wall,  # other processes' CPU seconds per second
+    }
+
+
+class _Timer:
+    """Wall time, this process's CPU time and other processes' CPU time of a block; CUDA synchronized."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: float | None = None  # the measured time; the block's wall time unless set inside it
+
+    def __enter__(self) -> _Timer:
+        _sync(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._busy, self._cpu, self._start = _busy_jiffies(), _cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _sync(self.device)
+        self.wall = time.perf_counter() - self._start
+        self.cpu = _cpu_seconds() - self._cpu
+        self.others = max(0.0, (_busy_jiffies() - self._busy) / os.sysconf("SC_CLK_TCK") - self.cpu)
+        if self.seconds is None:
+            self.seconds = self.wall
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(json.loads(sys.argv[1]))))
