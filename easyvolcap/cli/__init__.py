@@ -7,7 +7,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -49,17 +49,38 @@ def positive_int(text: str) -> int:
     return value
 
 
-def ratio_or_auto(text: str) -> float | None:
-    """An argparse type: ``auto`` (``None``) or a number in (0, 1]."""
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1]")
-    return value
+def fraction_or_auto(upper: float) -> Callable[[str], float | None]:
+    """An argparse type: ``auto`` (``None``) or a number in (0, ``upper``]."""
+    def parse(text: str) -> float | None:
+        if text == "auto":
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
+        if not 0 < value <= upper:
+            raise argparse.ArgumentTypeError(f"{value} must be in (0, {upper:g}]")
+        return value
+    return parse
+
+
+ratio_or_auto = fraction_or_auto(1.0)
+
+
+def prepare_device(args: argparse.Namespace, tool: str):
+    """``(device, dtype)`` from ``--device`` and ``--fp16``, warning when half precision is not possible;
+    turns cuDNN autotuning on for CUDA."""
+    import torch
+
+    from ..inference import pick_device, pick_dtype
+
+    device = pick_device(args.device)
+    dtype, warning = pick_dtype(device, args.fp16)
+    if warning:
+        print(f"{tool}: warning: {warning}", file=sys.stderr)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device, dtype
 
 
 def quality(text: str) -> int:

@@ -13,8 +13,10 @@ from . import (
     add_device_args,
     add_run_args,
     discover_layout,
+    fraction_or_auto,
     matting_summary,
     positive_int,
+    prepare_device,
     resolve_shard,
     run_main,
     with_preview,
@@ -24,19 +26,6 @@ __all__ = ["build_parser", "main"]
 
 TOOL = "bgmv2"
 REFINE_MODES = ("full", "sampling", "thresholding")
-
-
-def scale_or_auto(text: str) -> float | None:
-    """An argparse type: ``auto`` (``None``) or a backbone scale in (0, 0.5]."""
-    if text == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither 'auto' nor a number") from None
-    if not 0 < value <= 0.5:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 0.5]")
-    return value
 
 
 def unit_interval(text: str) -> float:
@@ -71,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk_size", type=positive_int, default=64,
                         help="images decoded ahead of the model and queued for writing")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="images per forward pass")
-    parser.add_argument("--backbone_scale", type=scale_or_auto, default="0.25", metavar="auto|S",
+    parser.add_argument("--backbone_scale", type=fraction_or_auto(0.5), default="0.25", metavar="auto|S",
                         help="scale of the coarse pass, in (0, 0.5]; auto: 0.25 up to 2K, 0.125 above, "
                              "with --refine_sample_pixels scaled to the image area")
     parser.add_argument("--refine_mode", default="sampling", choices=REFINE_MODES, help="which pixels to refine")
@@ -88,26 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-    import torch
 
-    from ..inference import pick_device, pick_dtype
     from ..models.bgmv2 import MattingRefine
     from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
     from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
-    device = pick_device(args.device)
-    dtype, warning = pick_dtype(device, args.fp16)
-    if warning:
-        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    device, dtype = prepare_device(args, TOOL)
     path = resolve_checkpoint(DEFAULT_CHECKPOINT, args.chkpt_path)
     state_dict = load_checkpoint(path)
     model = MattingRefine(identify_layout(state_dict, known_layouts(), str(path)))
     load_strict(model, state_dict, str(path))
     model = model.eval().to(device=device, dtype=dtype)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     options = Bgmv2Options(mask_dir=args.mask_dir, mask_ext=args.mask_ext, bkgd_dir=args.bkgd_dir,
                            fgr_dir=args.fgr_dir, chunk_size=args.chunk_size, batch_size=args.batch_size,
                            backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,

@@ -15,6 +15,7 @@ from . import (
     discover_layout,
     matting_summary,
     positive_int,
+    prepare_device,
     ratio_or_auto,
     resolve_shard,
     run_main,
@@ -53,25 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-    import torch
 
-    from ..inference import pick_device, pick_dtype
     from ..models.rvm import MattingNetwork
     from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
     from ..runners.rvm import RvmOptions, run_rvm
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
-    device = pick_device(args.device)
-    dtype, warning = pick_dtype(device, args.fp16)
-    if warning:
-        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    device, dtype = prepare_device(args, TOOL)
     path = resolve_checkpoint(CHECKPOINTS[args.variant], args.chkpt_path)
     model = MattingNetwork(args.variant)
     load_strict(model, load_checkpoint(path), str(path), known_layouts())
     model = model.eval().to(device=device, dtype=dtype)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers)

@@ -15,6 +15,7 @@ from . import (
     add_run_args,
     discover_layout,
     positive_int,
+    prepare_device,
     resolve_shard,
     run_main,
     with_preview,
@@ -74,17 +75,13 @@ def run(args: argparse.Namespace):
 
     from ..detectors import build_detector
     from ..errors import EvcError
-    from ..inference import pick_device, pick_dtype
     from ..models.schp import label_set, schp_resnet101
     from ..models.schp.checkpoints import CHECKPOINTS
     from ..runners.schp import SchpOptions, run_schp
     from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
-    device = pick_device(args.device)
-    dtype, warning = pick_dtype(device, args.fp16)
-    if warning:
-        print(f"{TOOL}: warning: {warning}", file=sys.stderr)
+    device, dtype = prepare_device(args, TOOL)
     labels = label_set(args.dataset)
     path = resolve_checkpoint(CHECKPOINTS[args.dataset], _checkpoint_path(args, CHECKPOINTS[args.dataset]))
     state_dict = load_checkpoint(path)
@@ -96,8 +93,6 @@ def run(args: argparse.Namespace):
     parser = schp_resnet101(num_classes=labels.num_classes)
     load_strict(parser, state_dict, str(path))
     parser = parser.eval().to(device=device, dtype=dtype)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     detector = build_detector(args.detector, device, args.detector_chkpt_path, args.chkpt_dir)
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
