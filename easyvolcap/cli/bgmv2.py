@@ -77,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-
     from ..models.bgmv2 import MattingRefine
     from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2

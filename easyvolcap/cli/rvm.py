@@ -54,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-
     from ..models.rvm import MattingNetwork
     from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
     from ..runners.rvm import RvmOptions, run_rvm
