@@ -22,12 +22,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import read_rgb, write_image
+from ..image_io import read_rgb
 from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, read_frame
+from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs, read_frame
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -158,28 +158,8 @@ class _Matting:
         self._emit(items, alpha, empty, fgr_u8)
 
     def _emit(self, items: list[Item], alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
-        options, layout = self.options, self.layout
-        for i, (camera, t) in enumerate(items):
-            frame = camera.frames[t]
-            if empty[i]:
-                self.report.empty_frames.append((camera.name, frame.stem))
-            mask_path = layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)
-            if options.overwrite or not mask_path.exists():
-                self.writer.submit(write_image, mask_path, alpha[i], options.quality)
-                self.report.masks_written += 1
-            if fgr is not None:
-                fgr_path = layout.output_path(options.fgr_dir, camera.name, frame, ".jpg")
-                if options.overwrite or not fgr_path.exists():
-                    self.writer.submit(write_image, fgr_path, fgr[i], options.quality)
-                    self.report.fgr_written += 1
-        self.report.frames_processed += len(items)
+        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)
         self.bar.update(len(items))
-
-
-def _outputs(layout: DatasetLayout, options: Bgmv2Options, item: Item) -> list[Path]:
-    camera, t = item
-    dirs = [(options.mask_dir, options.mask_ext)] + ([(options.fgr_dir, ".jpg")] if options.fgr_dir else [])
-    return [layout.output_path(out_dir, camera.name, camera.frames[t], ext) for out_dir, ext in dirs]
 
 
 def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
@@ -206,12 +186,13 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.batch_size):
             batch = [(camera, t) for t in range(t0, min(t0 + options.batch_size, len(camera)))]
-            if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
+            done = all(p.exists() for item in batch for p in matte_outputs(layout, options, *item))
+            if options.overwrite or not done:
                 batches.append((sizes[camera.name], batch))
     busy = {camera.name for _, batch in batches for camera, _ in batch}
     for camera in layout.cameras:
         done = camera.name not in busy or all(p.exists() for t in range(len(camera))
-                                              for p in _outputs(layout, options, (camera, t)))
+                                              for p in matte_outputs(layout, options, camera, t))
         (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
     backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])

@@ -8,11 +8,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import EvcError
-from ..image_io import read_rgb
+from ..image_io import read_rgb, write_image
 from ..layout import Camera, DatasetLayout
 from ..video import open_video
 
-__all__ = ["camera_size", "clear_stale_outputs", "clear_stale_temp_files", "image_size", "read_frame"]
+__all__ = ["camera_size", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "image_size",
+           "matte_outputs", "read_frame"]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -62,3 +63,32 @@ def read_frame(camera: Camera, frame: Path, size: tuple[int, int]) -> np.ndarray
         raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera {camera.name} "
                        f"starts at {size[1]}x{size[0]}; a camera keeps one size")
     return image
+
+
+def matte_outputs(layout: DatasetLayout, options, camera: Camera, t: int) -> list[Path]:
+    """The files a matting run writes for frame ``t`` of ``camera``: the mask, and the foreground when
+    ``options.fgr_dir`` is set."""
+    frame = camera.frames[t]
+    paths = [layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)]
+    if options.fgr_dir:
+        paths.append(layout.output_path(options.fgr_dir, camera.name, frame, ".jpg"))
+    return paths
+
+
+def emit_mattes(layout: DatasetLayout, options, writer, report, items: list[tuple[Camera, int]],
+                alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
+    """Queue the masks (and foregrounds) of matted frames for writing and count them in ``report``.
+
+    A file that exists is kept unless ``options.overwrite``; frames without a pixel above 0.5 are
+    listed in ``report.empty_frames``.
+    """
+    for i, (camera, t) in enumerate(items):
+        if empty[i]:
+            report.empty_frames.append((camera.name, camera.frames[t].stem))
+        paths = matte_outputs(layout, options, camera, t)
+        for path, image, counter in zip(paths, (alpha[i], None if fgr is None else fgr[i]),
+                                        ("masks_written", "fgr_written"), strict=False):
+            if options.overwrite or not path.exists():
+                writer.submit(write_image, path, image, options.quality)
+                setattr(report, counter, getattr(report, counter) + 1)
+    report.frames_processed += len(items)

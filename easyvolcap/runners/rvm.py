@@ -20,12 +20,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..image_io import write_image
 from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, read_frame
+from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs, read_frame
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
@@ -115,29 +114,14 @@ class _Matting:
         return alpha.cpu().numpy(), empty.cpu().numpy(), None if fgr_u8 is None else fgr_u8.cpu().numpy()
 
     def _emit(self, clip: Clip, alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
-        options, layout, camera = self.options, self.layout, clip.camera
-        for dt in range(clip.length):
-            frame = camera.frames[clip.t0 + dt]
-            if empty[dt]:
-                self.report.empty_frames.append((camera.name, frame.stem))
-            mask_path = layout.output_path(options.mask_dir, camera.name, frame, options.mask_ext)
-            if options.overwrite or not mask_path.exists():
-                self.writer.submit(write_image, mask_path, alpha[dt], options.quality)
-                self.report.masks_written += 1
-            if fgr is not None:
-                fgr_path = layout.output_path(options.fgr_dir, camera.name, frame, ".jpg")
-                if options.overwrite or not fgr_path.exists():
-                    self.writer.submit(write_image, fgr_path, fgr[dt], options.quality)
-                    self.report.fgr_written += 1
-        self.report.frames_processed += clip.length
+        items = [(clip.camera, clip.t0 + dt) for dt in range(clip.length)]
+        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)
         self.bar.update(clip.length)
 
 
 def _complete(layout: DatasetLayout, camera: Camera, options: RvmOptions) -> bool:
     """Whether every output of ``camera`` exists already."""
-    dirs = [(options.mask_dir, options.mask_ext)] + ([(options.fgr_dir, ".jpg")] if options.fgr_dir else [])
-    return all(layout.output_path(out_dir, camera.name, frame, ext).exists()
-               for out_dir, ext in dirs for frame in camera.frames)
+    return all(path.exists() for t in range(len(camera)) for path in matte_outputs(layout, options, camera, t))
 
 
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
