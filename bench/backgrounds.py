@@ -70,28 +70,49 @@ def measure(mode: str, root: Path, method: str = "mean") -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+HEADER = (f"{'frames':>6} {'method':>9} {'frames/s':>9} {'peak RSS':>9} {'baseline f/s':>12} "
+          f"{'baseline RSS':>12} {'speed-up':>8}")
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['frames']:>6} {r['method']:>9} {r['rate']:>9.1f} {r['peak_rss'] / 2**20:>7.0f}MB "
+            f"{r['baseline_rate']:>12.1f} {r['baseline_rss'] / 2**20:>10.0f}MB {r['speedup']:>7.2f}x")
+
+
+def run(frame_counts: list[int], height: int, width: int, echo=print) -> list[dict]:
+    """Measure the mean and the median for every frame count; ``echo`` gets the table as it grows."""
+    echo(f"background extraction, {width}x{height} JPEG frames, one camera, dilation 20")
+    echo(HEADER)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for frames in frame_counts:
+            root = make_dataset(Path(tmp) / f"f{frames}", frames, height, width)
+            base = measure("baseline", root)
+            for method in ("mean", "median"):
+                tool = measure("tool", root, method)
+                rows.append({"frames": frames, "method": method, "height": height, "width": width,
+                             "rate": frames / tool["seconds"], "peak_rss": tool["peak_rss"],
+                             "baseline_rate": frames / base["seconds"], "baseline_rss": base["peak_rss"],
+                             "speedup": base["seconds"] / tool["seconds"]})
+                echo(format_row(rows[-1]))
+    return rows
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]), args.child[2])
         return
-    print(f"background extraction, {args.width}x{args.height} JPEG frames, one camera, dilation 20")
-    print(f"{'frames':>6} {'method':>9} {'frames/s':>9} {'peak RSS':>9} {'baseline f/s':>12} "
-          f"{'baseline RSS':>12} {'speed-up':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for frames in args.frames:
-            root = make_dataset(Path(tmp) / f"f{frames}", frames, args.height, args.width)
-            base = measure("baseline", root)
-            for method in ("mean", "median"):
-                tool = measure("tool", root, method)
-                print(f"{frames:>6} {method:>9} {frames / tool['seconds']:>9.1f} {tool['peak_rss'] / 2**20:>7.0f}MB "
-                      f"{frames / base['seconds']:>12.1f} {base['peak_rss'] / 2**20:>10.0f}MB "
-                      f"{base['seconds'] / tool['seconds']:>7.2f}x")
+    run(args.frames, args.height, args.width)
 
 
 if __name__ == "__main__":

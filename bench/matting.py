@@ -1,17 +1,27 @@
 """Benchmark of the matting tools (RVM, BGMv2): end-to-end against model-only speed and a straightforward loop.
 
-    python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; a few minutes
-    python bench/matting.py --quick          # smoke run: one small configuration per tool
+    python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; about 4 minutes
+    python bench/matting.py --quick          # smoke run: one small configuration per tool and variant
     python bench/matting.py --resnet --4k    # also the ResNet variants and 3840x2160
+    python bench/matting.py --tuning         # also the model without the tools' CPU tuning
 
 For every configuration (tool, variant, resolution, cameras x frames) it prints the end-to-end rate of
 the tool (the runner on a synthetic JPEG dataset on disk, writing JPEG masks), the model-only rate
-(the same forward passes and batches on tensors already in memory, nothing written), their ratio
-(efficiency), the rate of the straightforward loop (read a batch one image after the other, run it,
-write its masks one after the other, as EasyVolcap's scripts do) and the tool's speed-up over it, and
-the peak memory of each. Every measurement runs in a fresh process, so its peak RSS is its own.
-Weights are synthesized from the official key layouts (``tests/parity/*.keys.json``), the same every
-run. On the CPU it also measures the model with ``torch.set_flush_denormal(True)``.
+(exactly the tool's forward passes, recorded, run again on tensors already in memory, nothing
+written), their ratio (efficiency), the rate of the straightforward loop (each camera's frames a batch
+at a time: read them one after the other, run them, write the masks one after the other, as
+EasyVolcap's scripts do, with the same model and batch size) and the tool's speed-up over it, and the
+peak memory of each. The main and resolution rows have the loop; the cameras and frames rows show how
+rate and memory scale. On the CPU it then measures the model-only rate with
+``torch.set_flush_denormal(True)``.
+
+Every measurement runs in a fresh process (``matting_workloads.py``, which says what is timed), so
+its peak RSS (``ru_maxrss``) is its own: this process never imports torch, whose memory children
+would otherwise inherit in ``ru_maxrss``. Rates are of the steady state: one-time setup is run
+untimed first. The machine may be shared: each measurement waits for other processes to go quiet
+and is run again if they were busy meanwhile (a ``*`` marks a row they disturbed all the same).
+Weights are synthesized from the official key layouts (``tests/parity/*.keys.json``), the same
+every run.
 """
 
 from __future__ import annotations
@@ -24,10 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-
-import torch
 
 PARITY = Path(__file__).resolve().parent.parent / "tests" / "parity"
 WORKLOADS = Path(__file__).resolve().parent / "matting_workloads.py"
@@ -60,7 +68,8 @@ def plan(args: argparse.Namespace) -> list[Case]:
         variants = {"rvm": ["mobilenetv3", "resnet50"], "bgmv2": ["mobilenetv2", "resnet50", "resnet101"]}
     batch = {"rvm": args.rvm_batch, "bgmv2": args.bgmv2_batch}
     if args.quick:
-        return [Case("main", tool, variants[tool][0], "540p", 1, 8, batch[tool]) for tool in ("rvm", "bgmv2")]
+        return [Case("main", tool, variant, "540p", 1, 2 * batch[tool], batch[tool])
+                for tool in ("rvm", "bgmv2") for variant in variants[tool]]
     n = args.frames
     cases = []
     for tool in ("rvm", "bgmv2"):
@@ -69,8 +78,9 @@ def plan(args: argparse.Namespace) -> list[Case]:
         cases.append(Case("resolution", tool, first, "540p", 2, n, batch[tool]))
         if args.four_k:
             cases.append(Case("resolution", tool, first, "4K", 2, max(1, n // 4), batch[tool]))
-        cases += [Case("cameras", tool, first, "540p", cams, n, batch[tool], loop=False) for cams in (1, 4)]
-        cases.append(Case("frames", tool, first, "540p", 1, 4 * n, batch[tool], loop=False))
+        cases.append(Case("cameras", tool, first, "540p", 1, n, batch[tool], loop=False))
+        cases.append(Case("cameras", tool, first, "540p", 4, max(1, n // 2), batch[tool], loop=False))
+        cases.append(Case("frames", tool, first, "540p", 1, 3 * n, batch[tool], loop=False))
     return cases
 
 
@@ -88,23 +98,23 @@ def make_dataset(root: Path, resolution: str, cameras: int, frames: int) -> Path
 
 
 def make_weights(folder: Path, tool: str, variant: str) -> Path:
-    """The synthesized checkpoint of ``tool``/``variant`` (deterministic), saved once per run."""
-    from easyvolcap.synthetic import load_spec, synth_state_dict
-
+    """The synthesized checkpoint of ``tool``/``variant`` (deterministic), saved once per run (in a child
+    process: this one stays small, and so does the peak RSS its children inherit)."""
     path = folder / f"{SPECS[tool, variant]}.pth"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(synth_state_dict(load_spec(PARITY / f"{SPECS[tool, variant]}.keys.json")), path)
+        spec = {"mode": "weights", "keys": str(PARITY / f"{SPECS[tool, variant]}.keys.json"), "out": str(path)}
+        subprocess.run([sys.executable, str(WORKLOADS), json.dumps(spec)], check=True)
     return path
 
 
 def measure(mode: str, case: Case, root: Path, weights: Path, args: argparse.Namespace,
-            flush_denormal: bool = False, tuning: str = "tool") -> dict:
-    """One measurement in a fresh process; the best of ``args.repeat`` runs."""
+            flush_denormal: bool = False, tuning: str = "tool") -> dict[str, dict]:
+    """One workload in a fresh process (see ``matting_workloads.py``); per kind, the best of ``args.repeat``."""
     spec = {"mode": mode, "tool": case.tool, "variant": case.variant, "root": str(root), "weights": str(weights),
             "batch": case.batch, "device": args.device, "workers": args.workers, "mask_dir": MASK_DIR,
             "flush_denormal": flush_denormal, "tuning": tuning}
-    best = None
+    best: dict[str, dict] = {}
     for _ in range(args.repeat):
         for _attempt in range(1 + args.retries):  # a run disturbed by other processes is run again
             wait_for_quiet(args.quiet_timeout)
@@ -112,21 +122,22 @@ def measure(mode: str, case: Case, root: Path, weights: Path, args: argparse.Nam
             out = subprocess.run([sys.executable, str(WORKLOADS), json.dumps(spec)], capture_output=True, text=True)
             if out.returncode:
                 raise RuntimeError(f"{mode} {case}: failed\n{out.stderr}")
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            if result["others_per_s"] <= BUSY:
+            results = json.loads(out.stdout.strip().splitlines()[-1])
+            if all(r["others_per_s"] <= BUSY for r in results.values()):
                 break
-        if best is None or result["seconds"] < best["seconds"]:
-            best = result
+        for kind, result in results.items():
+            if kind not in best or result["seconds"] < best[kind]["seconds"]:
+                best[kind] = result
     return best
 
 
 def _busy_seconds() -> float:
     """CPU seconds the whole machine has been busy since boot; 0 where /proc is missing."""
     try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     except OSError:
         return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
 def wait_for_quiet(timeout: float, window: float = 1.0) -> None:
@@ -143,8 +154,10 @@ def run_case(case: Case, tmp: Path, args: argparse.Namespace) -> dict:
     root = make_dataset(tmp / f"{case.resolution}_{case.cameras}x{case.frames}", case.resolution,
                         case.cameras, case.frames)
     weights = make_weights(tmp / "weights", case.tool, case.variant)
-    tool, model = (measure(mode, case, root, weights, args) for mode in ("tool", "model"))
-    loop = measure("loop", case, root, weights, args) if case.loop else None
+    runs = measure("tool", case, root, weights, args)
+    if case.loop:
+        runs |= measure("loop", case, root, weights, args)
+    tool, model, loop = runs["tool"], runs["model"], runs.get("loop")
     images = tool["images"]
     return {"bench": "matting", **case.__dict__, "device": tool["device"], "images": images,
             "tool_ips": images / tool["seconds"], "model_ips": images / model["seconds"],
@@ -152,24 +165,26 @@ def run_case(case: Case, tmp: Path, args: argparse.Namespace) -> dict:
             "loop_ips": images / loop["seconds"] if loop else None,
             "speedup": loop["seconds"] / tool["seconds"] if loop else None,
             "tool_rss": tool["peak_rss"], "loop_rss": loop["peak_rss"] if loop else None,
-            "tool_cuda": tool["cuda_peak"], "tool_cpu": tool["cpu_per_s"],
-            "busy": max(m["others_per_s"] for m in (tool, model, loop) if m)}
+            "tool_cuda": tool["cuda_peak"], "tool_cpu": tool["cpu_per_s"], "torch": tool["torch"],
+            "busy": max(r["others_per_s"] for r in runs.values())}
 
 
-def tuning_rows(cases: list[Case], tmp: Path, args: argparse.Namespace) -> list[dict]:
-    """Model-only rate of each main configuration without the tools' CPU tuning, with part of it, with all of
-    it (as the tools run), and with all of it plus flush-to-zero of denormals."""
-    rows = []
-    for case in (c for c in cases if c.group == "main"):
+def tuning_rows(rows: list[dict], tmp: Path, args: argparse.Namespace) -> list[dict]:
+    """Model-only rate of each main configuration as the tools run it, and with flush-to-zero of denormals;
+    with ``--tuning`` also without the tools' CPU tuning (NCHW) and with channels-last only. One process each."""
+    variants = [("tool", {}), ("flush", {"flush_denormal": True})]
+    if args.tuning:
+        variants = [("none", {"tuning": "none"}), ("nhwc", {"tuning": "nhwc"}), *variants]
+    out = []
+    for row in (r for r in rows if r["group"] == "main"):
+        case = replace(Case(**{f.name: row[f.name] for f in fields(Case)}), cameras=1)  # half the work
         root = make_dataset(tmp / f"{case.resolution}_{case.cameras}x{case.frames}", case.resolution,
                             case.cameras, case.frames)
         weights = make_weights(tmp / "weights", case.tool, case.variant)
-        runs = {name: measure("model", case, root, weights, args, **extra) for name, extra in (
-            ("none", {"tuning": "none"}), ("nhwc", {"tuning": "nhwc"}), ("tool", {}),
-            ("flush", {"flush_denormal": True}))}
-        rows.append({"bench": "tuning", **case.__dict__, "busy": max(r["others_per_s"] for r in runs.values()),
-                     **{f"{name}_ips": r["images"] / r["seconds"] for name, r in runs.items()}})
-    return rows
+        runs = {name: measure("model", case, root, weights, args, **extra)["model"] for name, extra in variants}
+        out.append({"bench": "tuning", **case.__dict__, "busy": max(r["others_per_s"] for r in runs.values()),
+                    **{f"{name}_ips": r["images"] / r["seconds"] for name, r in runs.items()}})
+    return out
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -194,30 +209,33 @@ def format_row(r: dict) -> str:
             f"{_mb(r['tool_rss']):>8} {_mb(r['loop_rss']):>8} {_mb(r['tool_cuda']):>9}{mark}")
 
 
-TUNING_TITLE = ("\nmodel-only images/s on the CPU: plain NCHW weights and inputs (as the loop runs), channels-last, "
-                "channels-last with malloc keeping freed blocks (the tools' inference_session), and that with "
-                "torch.set_flush_denormal(True):")
-
-
 def format_tuning(rows: list[dict]) -> str:
-    lines = [f"{'tool':<6} {'variant':<12} {'size':<5} {'cams x fr':>9} {'NCHW i/s':>8} {'NHWC i/s':>8} "
-             f"{'+malloc i/s':>11} {'tool gain':>9} {'+flush-denormal i/s':>19} {'flush gain':>10}"]
+    """Model-only images/s under each CPU setting (``-``: not measured; ``--tuning`` measures them all)."""
+    lines = [f"{'tool':<6} {'variant':<12} {'size':<5} {'cams x fr':>9} {'NCHW':>7} {'NHWC':>7} {'tool':>7} "
+             f"{'gain':>6} {'+flush':>7} {'flush gain':>10}"]
     for r in rows:
         mark = " *" if r["busy"] > BUSY else ""
+        none, nhwc = r.get("none_ips"), r.get("nhwc_ips")
         lines.append(f"{r['tool']:<6} {r['variant']:<12} {r['resolution']:<5} {r['cameras']:>4} x {r['frames']:<2} "
-                     f"{r['none_ips']:>8.2f} {r['nhwc_ips']:>8.2f} {r['tool_ips']:>11.2f} "
-                     f"{r['tool_ips'] / r['none_ips']:>8.2f}x {r['flush_ips']:>19.2f} "
+                     f"{_num(none):>7} {_num(nhwc):>7} {r['tool_ips']:>7.2f} "
+                     f"{_num(none and r['tool_ips'] / none, 'x'):>6} {r['flush_ips']:>7.2f} "
                      f"{r['flush_ips'] / r['tool_ips']:>9.2f}x{mark}")
     return "\n".join(lines)
+
+
+TUNING_TITLE = ("\nmodel-only images/s on the CPU, one process each: NCHW weights and inputs with glibc's default "
+                "malloc (as the loop runs), channels-last only, as the tools run (inference_session: channels-last, "
+                "malloc keeping freed blocks; gain over NCHW), and that with torch.set_flush_denormal(True):")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: one small configuration per tool")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: one small configuration per tool and variant, no flush-denormal run")
     parser.add_argument("--resnet", action="store_true", help="also RVM resnet50 and BGMv2 resnet50/resnet101")
     parser.add_argument("--4k", dest="four_k", action="store_true", help="also a 3840x2160 row per tool")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--device", default="auto", help="cpu, cuda[:N], or auto: cuda when available")
     parser.add_argument("--frames", type=int, default=16, help="frames per camera of the main and resolution rows")
     parser.add_argument("--rvm-batch", type=int, default=8, help="RVM images per forward pass")
     parser.add_argument("--bgmv2-batch", type=int, default=4, help="BGMv2 images per forward pass")
@@ -227,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs again a measurement during which other processes kept the machine busy")
     parser.add_argument("--quiet-timeout", type=float, default=60,
                         help="seconds to wait for other processes to go quiet before each measurement")
-    parser.add_argument("--no-tuning", dest="tuning", action="store_false",
-                        help="skip the model-only measurements without the CPU tuning and with flush-denormal")
+    parser.add_argument("--tuning", action="store_true",
+                        help="also the model-only rate without the tools' CPU tuning and with channels-last only")
     return parser
 
 
@@ -241,12 +259,14 @@ def run(args: argparse.Namespace, echo=print) -> tuple[list[dict], list[dict]]:
         for case in cases:
             rows.append(run_case(case, Path(tmp), args))
             echo(format_row(rows[-1]))
-        tuning = tuning_rows(cases, Path(tmp), args) if args.tuning and args.device == "cpu" else []
+        on_cpu = all(r["device"] == "cpu" for r in rows)
+        tuning = tuning_rows(rows, Path(tmp), args) if on_cpu and not args.quick else []
     return rows, tuning
 
 
 def notes(rows: list[dict]) -> str:
-    text = (f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; "
+    version, threads = rows[0]["torch"] if rows else ("?", "?")
+    text = (f"{os.cpu_count()} CPU cores, torch {version}, {threads} intra-op threads; "
             "rates in images/s; eff = tool / model-only; speed-up = tool over the straightforward loop")
     if any(r["busy"] > BUSY for r in rows):
         text += f"\n* other processes used more than {BUSY} CPU during this row: its numbers are not reliable"
@@ -255,7 +275,7 @@ def notes(rows: list[dict]) -> str:
 
 def main() -> None:
     args = build_parser().parse_args()
-    print(f"matting tools, synthetic JPEG datasets, device {args.device}")
+    print("matting tools, synthetic JPEG datasets")
     rows, tuning = run(args)
     print()
     print(notes(rows + tuning))

@@ -2,20 +2,23 @@
 
     python bench/matting_workloads.py '{"mode": "tool", "tool": "rvm", ...}'
 
-prints one JSON line: seconds, images, peak RSS, peak CUDA memory, this process's CPU use and that
-of other processes during the measurement. The modes use the same model and batch size:
+prints one JSON line: by kind of measurement, the seconds, images, peak RSS, peak CUDA memory, this
+process's CPU use and that of other processes. All use the same model and batch size:
 
-- ``tool``: the runner (``run_rvm`` / ``run_bgmv2``) on the dataset on disk, writing JPEG masks.
-- ``model``: exactly the tool's forward passes (recorded by a forward pre-hook during one run of
+- tool: the runner (``run_rvm`` / ``run_bgmv2``) on the dataset on disk, writing JPEG masks.
+- model-only: exactly the tool's forward passes (recorded by a forward pre-hook during a run of
   the tool, inputs and recurrent states copied), run again on those tensors already in memory;
   only the forward passes are timed, nothing is read or written.
-- ``loop``: the straightforward loop of EasyVolcap's scripts, each camera's frames ``batch`` at a
+- loop: the straightforward loop of EasyVolcap's scripts, each camera's frames ``batch`` at a
   time: read the images one after the other, run them, write the masks one after the other.
 
-Before timing, ``tool`` and ``model`` run the whole tool once (``model`` records it then), inside a
-``inference_session`` kept open around the timed part, so kernel setup and the heap's growth to its
-peak are not counted: the steady state of a long run. ``loop`` runs one untimed pass first (it
-keeps nothing between passes: glibc unmaps its large blocks after every pass).
+``tool`` measures both the tool and the model-only rate in one process, close in time (this
+machine's speed drifts by several percent over minutes): an untimed run of the tool on its first
+two batches, a timed run (its peak RSS is read here), a recording run, then the timed replay. All
+of it happens inside an ``inference_session`` kept open throughout, so kernel setup and the heap's
+growth to its peak are not counted: the steady state of a long run. ``loop`` runs one untimed pass first (it keeps
+nothing between passes: glibc unmaps its large blocks after every pass). ``model`` alone measures
+the replay under other settings (``tuning``, ``flush_denormal``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -218,6 +222,12 @@ def _write_all(layout: DatasetLayout, mask_dir: str, items: list[tuple[Camera, i
             raise OSError(f"cannot write {path}")
 
 
+def _head(layout: DatasetLayout, frames: int) -> DatasetLayout:
+    """The first ``frames`` frames of the first camera."""
+    camera = layout.cameras[0]
+    return replace(layout, cameras=(replace(camera, frames=camera.frames[:frames]),))
+
+
 def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> torch.nn.Module:
     state_dict = torch.load(weights, map_location="cpu", weights_only=True)
     if tool == "rvm":
@@ -238,49 +248,54 @@ WORKLOADS = {
 }
 
 
-def measure(spec: dict) -> dict:
-    """Run one workload as ``spec`` says and return what was measured."""
+def measure(spec: dict) -> dict[str, dict]:
+    """Run one workload as ``spec`` says; what was measured, by kind (``tool``, ``model``, ``loop``)."""
     from easyvolcap.inference import inference_session
 
     if spec.get("flush_denormal"):
         torch.set_flush_denormal(True)
-    device = torch.device(spec["device"])
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if spec["device"] == "auto" else spec["device"])
     layout = DatasetLayout.discover(spec["root"])
     model = load_model(spec["tool"], spec["variant"], Path(spec["weights"]), device)
     work = WORKLOADS[spec["tool"]]
     run_tool = partial(work["tool"], layout, model, device, spec["batch"], spec["mask_dir"], spec["workers"])
-    timer = _Timer(device)
+    results = {}
     if spec["mode"] == "loop":  # the plain process, as a script would run
         work["warmup"](layout, model, device, spec["batch"])
-        with timer:
+        with _Timer(device) as timer:
             work["loop"](layout, model, device, spec["batch"], spec["mask_dir"])
+        results["loop"] = timer.result(layout)
     elif spec["mode"] == "tool":
-        # An untimed run first, in a session kept open around the timed one (the tool's own session
-        # then changes nothing): kernels are set up and the heap has grown to its peak, as in a long run.
+        # An untimed run on the first two batches of the first camera, in a session kept open around
+        # the timed runs (the tool's own session then changes nothing): kernels are set up and the heap
+        # has grown to its peak, as in a long run. The tool's peak memory is read before the recording
+        # (which holds every input) starts.
         with inference_session(model, device):
-            run_tool()
-            with timer:
+            work["tool"](_head(layout, 2 * spec["batch"]), model, device, spec["batch"], spec["mask_dir"],
+                         spec["workers"])
+            with _Timer(device) as timer:
                 run_tool()
-    else:
+            results["tool"] = timer.result(layout)
+            calls = record_passes(model, run_tool)
+            with _Timer(device) as timer:
+                timer.seconds = replay(model, calls, device)
+            results["model"] = timer.result(layout)
+    else:  # model-only with other tunings than the tool's
         tuning = spec.get("tuning", "tool")
         with inference_session(model, device):
             calls = record_passes(model, run_tool)
-            if tuning == "tool":
-                with timer:
+        if tuning == "tool":
+            with inference_session(model, device):
+                replay(model, calls[:2], device)  # grows the heap again
+                with _Timer(device) as timer:
                     timer.seconds = replay(model, calls, device)
-        if tuning != "tool":
-            replay(model, calls, device, tuning)  # grows the heap, sets kernels up
-            with timer:
+        else:
+            replay(model, calls[:2], device, tuning)
+            with _Timer(device) as timer:
                 timer.seconds = replay(model, calls, device, tuning)
-    return {
-        "seconds": timer.seconds,
-        "images": layout.num_frames,
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "cuda_peak": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "cpu_per_s": timer.cpu / timer.wall,  # this process's CPU seconds per second
-        "others_per_s": timer.others / timer.wall,  # other processes' CPU seconds per second
-    }
+        results["model"] = timer.result(layout)
+    return results
 
 
 class _Timer:
@@ -294,6 +309,7 @@ class _Timer:
         _sync(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        self._faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self._busy, self._cpu, self._start = _busy_jiffies(), _cpu_seconds(), time.perf_counter()
         return self
 
@@ -302,9 +318,35 @@ class _Timer:
         self.wall = time.perf_counter() - self._start
         self.cpu = _cpu_seconds() - self._cpu
         self.others = max(0.0, (_busy_jiffies() - self._busy) / os.sysconf("SC_CLK_TCK") - self.cpu)
+        self.faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self._faults
         if self.seconds is None:
             self.seconds = self.wall
 
+    def result(self, layout: DatasetLayout) -> dict:
+        cuda = self.device.type == "cuda"
+        return {
+            "seconds": self.seconds,
+            "images": layout.num_frames,
+            "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # of the process so far
+            "cuda_peak": torch.cuda.max_memory_allocated(self.device) if cuda else None,  # of the block
+            "device": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+            "torch": (torch.__version__, torch.get_num_threads()),
+            "cpu_per_s": self.cpu / self.wall,  # this process's CPU seconds per second
+            "others_per_s": self.others / self.wall,  # other processes' CPU seconds per second
+            "page_faults": self.faults,  # minor page faults: memory mapped in during the block
+        }
+
+
+def synthesize_weights(keys: str, out: str) -> None:
+    """Save the synthetic state dict of a ``*.keys.json`` layout (the same every time)."""
+    from easyvolcap.synthetic import load_spec, synth_state_dict
+
+    torch.save(synth_state_dict(load_spec(keys)), out)
+
 
 if __name__ == "__main__":
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    job = json.loads(sys.argv[1])
+    if job["mode"] == "weights":
+        synthesize_weights(job["keys"], job["out"])
+    else:
+        print(json.dumps(measure(job)))
