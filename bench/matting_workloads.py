@@ -13,8 +13,8 @@ process's CPU use and that of other processes. All use the same model and batch 
   time: read the images one after the other, run them, write the masks one after the other.
 
 ``tool`` measures both the tool and the model-only rate in one process, close in time (this
-machine's speed drifts by several percent over minutes): an untimed run of the tool on its first
-two batches, a timed run (its peak RSS is read here), a recording run, then the timed replay. All
+machine's speed drifts by several percent over minutes): an untimed run of the tool, a timed run
+(its peak RSS is read here), a recording run, then the timed replay. All
 of it happens inside an ``inference_session`` kept open throughout, so kernel setup and the heap's
 growth to its peak are not counted: the steady state of a long run. ``loop`` runs one untimed pass first (it keeps
 nothing between passes: glibc unmaps its large blocks after every pass). ``model`` alone measures
@@ -29,7 +29,6 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -222,12 +221,6 @@ def _write_all(layout: DatasetLayout, mask_dir: str, items: list[tuple[Camera, i
             raise OSError(f"cannot write {path}")
 
 
-def _head(layout: DatasetLayout, frames: int) -> DatasetLayout:
-    """The first ``frames`` frames of the first camera."""
-    camera = layout.cameras[0]
-    return replace(layout, cameras=(replace(camera, frames=camera.frames[:frames]),))
-
-
 def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> torch.nn.Module:
     state_dict = torch.load(weights, map_location="cpu", weights_only=True)
     if tool == "rvm":
@@ -267,13 +260,12 @@ def measure(spec: dict) -> dict[str, dict]:
             work["loop"](layout, model, device, spec["batch"], spec["mask_dir"])
         results["loop"] = timer.result(layout)
     elif spec["mode"] == "tool":
-        # An untimed run on the first two batches of the first camera, in a session kept open around
-        # the timed runs (the tool's own session then changes nothing): kernels are set up and the heap
-        # has grown to its peak, as in a long run. The tool's peak memory is read before the recording
-        # (which holds every input) starts.
+        # An untimed run first, in a session kept open around the timed runs (the tool's own session
+        # then changes nothing): kernels are set up and the heap has grown to its peak, as in a long
+        # run (a shorter warm-up leaves hundreds of MB to be faulted in during the timed run). The
+        # tool's peak memory is read before the recording (which holds every input) starts.
         with inference_session(model, device):
-            work["tool"](_head(layout, 2 * spec["batch"]), model, device, spec["batch"], spec["mask_dir"],
-                         spec["workers"])
+            run_tool()
             with _Timer(device) as timer:
                 run_tool()
             results["tool"] = timer.result(layout)
