@@ -1,6 +1,6 @@
 """Benchmark of the matting tools (RVM, BGMv2): end-to-end against model-only speed and a straightforward loop.
 
-    python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; about 4 minutes
+    python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; 4-5 minutes
     python bench/matting.py --quick          # smoke run: one small configuration per tool and variant
     python bench/matting.py --resnet --4k    # also the ResNet variants and 3840x2160
     python bench/matting.py --tuning         # also the model without the tools' CPU tuning
@@ -140,7 +140,7 @@ def _busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
-def wait_for_quiet(timeout: float, window: float = 1.0) -> None:
+def wait_for_quiet(timeout: float, window: float = 0.5) -> None:
     """Wait (up to ``timeout`` seconds) until other processes use less than ``BUSY`` CPU over ``window``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--retries", type=int, default=2,
                         help="runs again a measurement during which other processes kept the machine busy")
-    parser.add_argument("--quiet-timeout", type=float, default=60,
+    parser.add_argument("--quiet-timeout", type=float, default=30,
                         help="seconds to wait for other processes to go quiet before each measurement")
     parser.add_argument("--tuning", action="store_true",
                         help="also the model-only rate without the tools' CPU tuning and with channels-last only")

@@ -92,11 +92,12 @@ _kept_lock = threading.Lock()
 def keep_freed_memory() -> Iterator[None]:
     """Make glibc's ``malloc`` keep freed memory for reuse, for the duration of the block (nests).
 
-    By default glibc maps every block over 32 MB fresh from the system and unmaps it when freed, so
-    an inference loop faults its large activations in page by page at every pass; on a virtual
-    machine that costs more than the convolutions (RVM and BGMv2 run 2-3x faster on the CPU without
-    it). Inside the block such blocks come from the heap and are reused; the peak memory is the same,
-    but it is held until the block ends. On exit the thresholds are set to where glibc's own dynamic
+    By default glibc maps every block over 32 MB (and smaller ones, until its threshold has adapted)
+    fresh from the system and unmaps it when freed, so an inference loop faults its large activations
+    in page by page at every pass; on the 2-core virtual machine of ``bench/matting.py`` that costs
+    as much as the convolutions (RVM and BGMv2 run about 2x faster at 1080p without it). Inside the
+    block such blocks come from the heap and are reused; the peak memory is about the same, but it
+    is held until the block ends. On exit the thresholds are set to where glibc's own dynamic
     adjustment tops out (32 MB, and 64 MB for trimming), and the next ``free`` returns the heap's
     free top to the system. Elsewhere than glibc this does nothing.
     """
