@@ -7,6 +7,7 @@ the length of the video; asking for an earlier frame than the last few restarts 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -32,11 +33,19 @@ def _ffmpeg():
 
 
 def count_frames(path: Path) -> int:
-    """The number of frames of a video (ffmpeg decodes it once, without keeping anything).
+    """The number of frames of a video (ffmpeg decodes it once, without keeping anything; the answer is
+    remembered while the file's size and modification time stay the same).
 
     Raises:
         EvcError: the file is not a readable video.
     """
+    _ffmpeg()  # the install hint, even for a count remembered from before
+    stat = Path(path).stat()
+    return _count_frames(Path(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_frames(path: Path, size: int, mtime_ns: int) -> int:
     try:
         frames, _ = _ffmpeg().count_frames_and_secs(str(path))
     except (RuntimeError, OSError, ValueError) as error:
