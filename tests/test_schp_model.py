@@ -207,3 +207,22 @@ def test_rejects_bad_inputs(lip) -> None:
     with pytest.raises(ValueError, match="uint8"):
         normalize(np.zeros((8, 8, 3), dtype=np.float32))
     assert normalize(np.zeros((2, 8, 6, 3), dtype=np.uint8)).shape == (2, 3, 8, 6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 7, 18, 20])
+def test_grouped_warp_equals_upstreams_per_channel_warp(channels: int) -> None:
+    """Four channels per OpenCV call (never two: that path rounds differently) give upstream's values bitwise."""
+    import cv2
+
+    from easyvolcap.models.schp import warp_logit_channels
+
+    rng = np.random.default_rng(channels)
+    logits = (rng.standard_normal((channels, 61, 47)) * 3).astype(np.float32)
+    center, scale = box_to_center_scale((0, 0, 149, 199), (61, 47))
+    inv_trans = affine_transform(center, scale, (61, 47), inverse=True)
+    upstream = [cv2.warpAffine(np.ascontiguousarray(c), inv_trans, (150, 200), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0) for c in logits]
+    ours = warp_logit_channels(np.moveaxis(logits, 0, -1), inv_trans, (150, 200))
+    assert len(ours) == channels and all(o.flags.c_contiguous and o.shape == (200, 150) for o in ours)
+    for index, (a, b) in enumerate(zip(ours, upstream, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"channel {index}")

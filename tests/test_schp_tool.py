@@ -181,3 +181,33 @@ def test_missing_default_checkpoint_says_where_to_get_it(tmp_path, capsys):
     assert main(["--data_root", str(tmp_path / "d"), "--chkpt_dir", str(tmp_path / "weights"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "--chkpt_path" in err and "exp_schp_multi_cihp_local.pth" in err and "no such file" in err
+
+
+@pytest.mark.parametrize("mode", ["logits", "labels"])
+def test_restore_computes_confidence_only_where_crops_overlap(mode):
+    from easyvolcap.models.schp import logits_to_image
+    from easyvolcap.runners.schp import crop_overlaps, make_crop, restore_crop
+
+    rng = np.random.default_rng(3)
+    logits = cv2.GaussianBlur((rng.standard_normal((40, 40, 20)) * 4).astype(np.float32), (0, 0), 2)
+    a = make_crop(Person((0.0, 0.0, 59.0, 49.0), 0.9), 100, 60, (40, 40))
+    b = make_crop(Person((50.0, 10.0, 99.0, 59.0), 0.8), 100, 60, (40, 40))
+    shared_a, shared_b = crop_overlaps([a, b], 60, 100)
+    assert shared_a.shape == (a.size[1], a.size[0]) and shared_b.shape == (b.size[1], b.size[0])
+    ys, xs = np.mgrid[a.box[1]:a.box[3] + 1, a.box[0]:a.box[2] + 1]
+    in_b = (xs >= b.box[0]) & (xs <= b.box[2]) & (ys >= b.box[1]) & (ys <= b.box[3])
+    assert in_b.any() and not in_b.all()
+    np.testing.assert_array_equal(shared_a, in_b)
+
+    labels, confidence, kept = restore_crop(logits, a, mode, keep_logits=True, confidence_at=shared_a)
+    full_labels, full_confidence, full_kept = restore_crop(logits, a, mode, keep_logits=True)
+    np.testing.assert_array_equal(labels, full_labels)
+    np.testing.assert_array_equal(kept, full_kept)
+    np.testing.assert_array_equal(confidence[shared_a], full_confidence[shared_a])
+    assert not confidence[~shared_a].any()
+    if mode == "logits":  # upstream simple_extractor: argmax of the warped logits; confidence = its softmax
+        warped = logits_to_image(np.moveaxis(logits, -1, 0), a.inv_trans, a.size)
+        np.testing.assert_array_equal(labels, warped.argmax(axis=0))
+        softmax = np.exp(warped - warped.max(axis=0)) / np.exp(warped - warped.max(axis=0)).sum(axis=0)
+        np.testing.assert_allclose(full_confidence, softmax.max(axis=0), rtol=1e-5)
+        np.testing.assert_array_equal(kept, np.moveaxis(warped, 0, -1))

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..detectors import Detector, Person, expand_box, suppress_covered
 from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy
-from ..inference import BatchLimit, run_with_backoff
+from ..inference import BatchLimit, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..models.schp import (
     MEAN_BGR,
@@ -34,15 +34,16 @@ from ..models.schp import (
     affine_transform,
     box_to_center_scale,
     get_palette,
-    logits_to_image,
     upsample_logits,
+    warp_logit_channels,
     warp_to_input,
 )
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
 from .common import camera_size, clear_stale_outputs, read_frame
 
-__all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "restore_crop", "run_schp"]
+__all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "crop_overlaps", "restore_crop",
+           "run_schp"]
 
 RESTORE_MODES = ("logits", "labels")
 Item = tuple[Camera, int]
@@ -97,30 +98,46 @@ def make_crop(person: Person, width: int, height: int, input_size: tuple[int, in
     return Crop(box, affine_transform(center, scale, input_size), affine_transform(center, scale, input_size, True))
 
 
-def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool
+def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, confidence_at: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Bring a crop's ``[C, H, W]`` input-size logits back to the crop.
+    """Bring a crop's ``[H, W, C]`` input-size logits back to the crop.
 
     Returns ``(labels uint8 [h, w], confidence float32 [h, w], logits float32 [h, w, C] or None)``;
-    the confidence is the softmax probability of the chosen label.
+    the confidence is the softmax probability of the chosen label, computed where ``confidence_at``
+    (bool ``[h, w]``) is true and 0 elsewhere (``None``: everywhere).
     """
     if mode == "labels":  # upstream multi-person: argmax at the input size, nearest warp of the labels
-        labels_in, confidence_in = _labels_and_confidence(logits)
+        labels_in = logits.argmax(axis=-1).astype(np.uint8)
+        top = np.take_along_axis(logits, labels_in[..., None].astype(np.intp), axis=-1)[..., 0]
+        confidence_in = (1.0 / np.exp(logits - top[..., None]).sum(axis=-1)).astype(np.float32)
         warp = {"dsize": crop.size, "flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
         labels = cv2.warpAffine(labels_in, crop.inv_trans, **warp)
         confidence = cv2.warpAffine(confidence_in, crop.inv_trans, **warp)
-        warped = logits_to_image(logits, crop.inv_trans, crop.size) if keep_logits else None
+        if confidence_at is not None:
+            confidence[~confidence_at] = 0
+        channels = warp_logit_channels(logits, crop.inv_trans, crop.size) if keep_logits else None
     else:  # simple_extractor: bilinear warp of every class's logits, argmax at full resolution
-        warped = logits_to_image(logits, crop.inv_trans, crop.size)
-        labels, confidence = _labels_and_confidence(warped)
-    return labels, confidence, None if warped is None else np.moveaxis(warped, 0, -1)
+        channels = warp_logit_channels(logits, crop.inv_trans, crop.size)
+        labels, top = _argmax(channels)
+        confidence = np.zeros(labels.shape, np.float32)
+        where = np.ones(labels.shape, bool) if confidence_at is None else confidence_at
+        if where.any():
+            peak = top[where]
+            total = np.zeros_like(peak)
+            for channel in channels:
+                total += np.exp(channel[where] - peak)
+            confidence[where] = 1.0 / total
+    return labels, confidence, np.stack(channels, axis=-1) if keep_logits else None
 
 
-def _labels_and_confidence(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    labels = logits.argmax(axis=0)
-    top = np.take_along_axis(logits, labels[None], axis=0)[0]
-    confidence = 1.0 / np.exp(logits - top).sum(axis=0)
-    return labels.astype(np.uint8), confidence.astype(np.float32)
+def _argmax(channels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the first class with the largest logit (numpy's ``argmax`` over classes) and that logit."""
+    top = channels[0].copy()
+    labels = np.zeros(top.shape, np.uint8)
+    for index, channel in enumerate(channels[1:], start=1):
+        labels[channel > top] = index
+        np.maximum(top, channel, out=top)
+    return labels, top
 
 
 class FrameCanvas:
@@ -137,10 +154,25 @@ class FrameCanvas:
         region = (slice(y0, y1 + 1), slice(x0, x1 + 1))
         priority = confidence + (labels > 0)
         wins = priority > self.priority[region]
+        if wins.all():  # nothing there yet (a frame's only person): plain copies
+            self.labels[region], self.priority[region] = labels, priority
+            if self.logits is not None and logits is not None:
+                self.logits[region] = logits
+            return
         self.labels[region][wins] = labels[wins]
         self.priority[region][wins] = priority[wins]
         if self.logits is not None and logits is not None:
             self.logits[region][wins] = logits[wins]
+
+
+def crop_overlaps(crops: list[Crop], height: int, width: int) -> list[np.ndarray]:
+    """For each crop, where (bool ``[h, w]``) another crop of the frame covers it too: only there does a
+    pixel's confidence decide which crop's label the frame keeps."""
+    coverage = np.zeros((height, width), np.uint16)
+    for crop in crops:
+        x0, y0, x1, y1 = crop.box
+        coverage[y0:y1 + 1, x0:x1 + 1] += 1
+    return [coverage[c.box[1]:c.box[3] + 1, c.box[0]:c.box[2] + 1] > 1 for c in crops]
 
 
 class _Parsing:
@@ -148,9 +180,10 @@ class _Parsing:
 
     def __init__(self, layout: DatasetLayout, detector: Detector, parser: nn.Module, labels: LabelSet,
                  device: torch.device, dtype: torch.dtype, options: SchpOptions, writer: BackgroundWriter,
-                 report: SchpReport) -> None:
+                 report: SchpReport, memory_format: torch.memory_format = torch.contiguous_format) -> None:
         self.layout, self.detector, self.parser, self.label_set = layout, detector, parser, labels
         self.device, self.dtype, self.options, self.writer, self.report = device, dtype, options, writer, report
+        self.memory_format = memory_format  # of parser input batches
         self.limit = BatchLimit(options.batch_size)
         self.palette = get_palette(labels.num_classes)
         self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
@@ -184,14 +217,14 @@ class _Parsing:
         self.report.frames_processed += len(items)
 
     def _parse(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Fusion logits of letterboxed BGR crops, upsampled to the input size: ``[C, H, W]`` float32 each."""
+        """Fusion logits of letterboxed BGR crops, upsampled to the input size: ``[H, W, C]`` float32 each."""
         if not inputs:
             return []
         batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
-        x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype).contiguous()
+        x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype, memory_format=self.memory_format)
         with torch.inference_mode():
             fusion = self.parser(x)[0][-1]
-            logits = upsample_logits(fusion.float(), self.label_set.input_size)
+            logits = upsample_logits(fusion.float(), self.label_set.input_size).permute(0, 2, 3, 1).contiguous()
         return list(logits.cpu().numpy())
 
     def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
@@ -200,8 +233,8 @@ class _Parsing:
         options, layout, frame = self.options, self.layout, camera.frames[t]
         keep_logits = options.logits_dir is not None
         canvas = FrameCanvas(*size, self.label_set.num_classes, keep_logits)
-        for crop, crop_logits in zip(crops, logits, strict=True):
-            canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits))
+        for crop, crop_logits, shared in zip(crops, logits, crop_overlaps(crops, *size), strict=True):
+            canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits, shared))
         mask = np.where(canvas.labels > 0, 255, 0).astype(np.uint8)
         outputs = [(options.mask_dir, ".png", lambda: encode_image(mask, ".png")),
                    (options.schp_dir, ".png", lambda: encode_label_png(canvas.labels, self.palette))]
@@ -270,8 +303,9 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     ahead = 2 * options.frames_per_batch
     with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead) as writer, \
-            progress_bar(len(frames), "schp", progress) as bar:
-        parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report)
+            progress_bar(len(frames), "schp", progress) as bar, \
+            inference_session(parser, device) as memory_format:
+        parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report, memory_format)
         for batch in batches:
             parsing.run_batch(batch, [next(reader) for _ in batch])
             bar.update(len(batch))

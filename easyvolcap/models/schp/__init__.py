@@ -9,6 +9,7 @@ from .transforms import (
     logits_to_image,
     normalize,
     upsample_logits,
+    warp_logit_channels,
     warp_to_input,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "normalize",
     "schp_resnet101",
     "upsample_logits",
+    "warp_logit_channels",
     "warp_to_input",
 ]
