@@ -1,4 +1,4 @@
-"""Benchmark of the matting tools (RVM, BGMv2): end-to-end against model-only speed and a straightforward loop.
+"""Benchmark of the inference tools (RVM, BGMv2, SCHP): end-to-end against model-only speed and a straightforward loop.
 
     python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; 4-5 minutes
     python bench/matting.py --quick          # smoke run: one small configuration per tool and variant
@@ -42,7 +42,7 @@ WORKLOADS = Path(__file__).resolve().parent / "matting_workloads.py"
 RESOLUTIONS = {"540p": (540, 960), "1080p": (1080, 1920), "4K": (2160, 3840)}
 SPECS = {("rvm", "mobilenetv3"): "rvm_mobilenetv3", ("rvm", "resnet50"): "rvm_resnet50",
          ("bgmv2", "mobilenetv2"): "bgmv2_mobilenetv2", ("bgmv2", "resnet50"): "bgmv2_resnet50",
-         ("bgmv2", "resnet101"): "bgmv2_resnet101"}
+         ("bgmv2", "resnet101"): "bgmv2_resnet101", ("schp", "lip"): "schp_lip"}
 MASK_DIR = "bench_masks"
 BUSY = 0.1  # CPU seconds per second used by other processes above which a row is marked
 
@@ -63,16 +63,17 @@ class Case:
 
 def plan(args: argparse.Namespace) -> list[Case]:
     """The configurations of this run."""
-    variants = {"rvm": ["mobilenetv3"], "bgmv2": ["mobilenetv2"]}
+    variants = {"rvm": ["mobilenetv3"], "bgmv2": ["mobilenetv2"], "schp": ["lip"]}
     if args.resnet:
-        variants = {"rvm": ["mobilenetv3", "resnet50"], "bgmv2": ["mobilenetv2", "resnet50", "resnet101"]}
-    batch = {"rvm": args.rvm_batch, "bgmv2": args.bgmv2_batch}
+        variants |= {"rvm": ["mobilenetv3", "resnet50"], "bgmv2": ["mobilenetv2", "resnet50", "resnet101"]}
+    batch = {"rvm": args.rvm_batch, "bgmv2": args.bgmv2_batch, "schp": args.schp_batch}
+    tools = [tool for tool in ("rvm", "bgmv2", "schp") if tool in args.tools]
     if args.quick:
         return [Case("main", tool, variant, "540p", 1, 2 * batch[tool], batch[tool])
-                for tool in ("rvm", "bgmv2") for variant in variants[tool]]
-    n = args.frames
+                for tool in tools for variant in variants[tool]]
     cases = []
-    for tool in ("rvm", "bgmv2"):
+    for tool in tools:
+        n = args.frames if tool != "schp" else max(1, args.frames // 2)  # ResNet-101 on 473x473 crops: slow
         cases += [Case("main", tool, variant, "1080p", 2, n, batch[tool]) for variant in variants[tool]]
         first = variants[tool][0]
         cases.append(Case("resolution", tool, first, "540p", 2, n, batch[tool]))
@@ -239,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=16, help="frames per camera of the main and resolution rows")
     parser.add_argument("--rvm-batch", type=int, default=8, help="RVM images per forward pass")
     parser.add_argument("--bgmv2-batch", type=int, default=4, help="BGMv2 images per forward pass")
+    parser.add_argument("--schp-batch", type=int, default=4,
+                        help="SCHP frames per detector pass and crops per parser pass (one person per frame)")
+    parser.add_argument("--tools", nargs="+", default=["rvm", "bgmv2", "schp"], choices=["rvm", "bgmv2", "schp"],
+                        help="which tools to measure")
     parser.add_argument("--workers", type=int, default=4, help="the tools' --workers (decode/encode threads)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--retries", type=int, default=2,

@@ -5,12 +5,14 @@
 prints one JSON line: by kind of measurement, the seconds, images, peak RSS, peak CUDA memory, this
 process's CPU use and that of other processes. All use the same model and batch size:
 
-- tool: the runner (``run_rvm`` / ``run_bgmv2``) on the dataset on disk, writing JPEG masks.
+- tool: the runner (``run_rvm`` / ``run_bgmv2`` / ``run_schp``) on the dataset on disk, writing JPEG
+  masks (SCHP: PNG masks and palette PNG label maps; detector ``none``, one person per frame).
 - model-only: exactly the tool's forward passes (recorded by a forward pre-hook during a run of
   the tool, inputs and recurrent states copied), run again on those tensors already in memory;
   only the forward passes are timed, nothing is read or written.
 - loop: the straightforward loop of EasyVolcap's scripts, each camera's frames ``batch`` at a
-  time: read the images one after the other, run them, write the masks one after the other.
+  time: read the images one after the other, run them, write the masks one after the other (SCHP:
+  upstream ``simple_extractor``'s steps per frame: letterbox, one warp per class back, argmax).
 
 ``tool`` measures both the tool and the model-only rate in one process, close in time (this
 machine's speed drifts by several percent over minutes): an untimed run of the tool, a timed run
@@ -146,6 +148,16 @@ def bgmv2_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, 
     run_bgmv2(layout, model, device, torch.float32, options, progress=False)
 
 
+def schp_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+    from easyvolcap.detectors import WholeFrameDetector
+    from easyvolcap.models.schp import label_set
+    from easyvolcap.runners.schp import SchpOptions, run_schp
+
+    options = SchpOptions(mask_dir=mask_dir, schp_dir=f"{mask_dir}_schp", frames_per_batch=batch, batch_size=batch,
+                          overwrite=True, workers=workers)
+    run_schp(layout, WholeFrameDetector(), model, label_set("lip"), device, torch.float32, options, progress=False)
+
+
 # -------------------------------------------------------------------------- the straightforward loop
 
 
@@ -193,6 +205,46 @@ def bgmv2_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) 
         _write_all(layout, mask_dir, items, (pha[:, 0] * 255).round().to(torch.uint8).cpu().numpy())
 
 
+def schp_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
+    """Upstream ``simple_extractor``'s steps, a batch of frames at a time: read, letterbox and normalise
+    each frame, parse the batch, then per frame warp every class's logits back, argmax, write."""
+    from easyvolcap.image_io import encode_image, encode_label_png
+    from easyvolcap.models.schp import (
+        affine_transform,
+        box_to_center_scale,
+        get_palette,
+        normalize,
+        upsample_logits,
+        warp_to_input,
+    )
+
+    size, palette = (473, 473), get_palette(20)
+    for items in _chunks(layout, batch):
+        inputs, inverse = [], []
+        for camera, t in items:
+            image = read_rgb(camera.frames[t])[..., ::-1]
+            height, width = image.shape[:2]
+            center, scale = box_to_center_scale((0, 0, width - 1, height - 1), size)
+            inputs.append(normalize(warp_to_input(np.ascontiguousarray(image), affine_transform(center, scale, size),
+                                                  size)))
+            inverse.append((affine_transform(center, scale, size, inverse=True), (width, height)))
+        with torch.inference_mode():
+            logits = upsample_logits(model(torch.cat(inputs).to(device))[0][-1], size).cpu().numpy()
+        for (camera, t), frame_logits, (inv_trans, dsize) in zip(items, logits, inverse, strict=True):
+            labels = _warp_per_class(frame_logits, inv_trans, dsize).argmax(axis=0).astype(np.uint8)
+            for folder, data in ((mask_dir, encode_image(np.where(labels > 0, 255, 0).astype(np.uint8), ".png")),
+                                 (f"{mask_dir}_schp", encode_label_png(labels, palette))):
+                path = layout.output_path(folder, camera.name, camera.frames[t], ".png")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+
+
+def _warp_per_class(logits: np.ndarray, inv_trans: np.ndarray, dsize: tuple[int, int]) -> np.ndarray:
+    """Upstream ``transform_logits``: one bilinear warp per class, ``[C, h, w]``."""
+    return np.stack([cv2.warpAffine(channel, inv_trans, dsize, flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0) for channel in logits])
+
+
 def rvm_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
     from easyvolcap.runners.rvm import auto_downsample_ratio
 
@@ -210,6 +262,11 @@ def bgmv2_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
         model(src, src.flip(-1))
 
 
+def schp_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
+    with torch.inference_mode():
+        model(torch.rand(min(batch, len(layout.cameras[0])), 3, 473, 473, device=device))
+
+
 # ------------------------------------------------------------------------------------------- common
 
 
@@ -223,7 +280,13 @@ def _write_all(layout: DatasetLayout, mask_dir: str, items: list[tuple[Camera, i
 
 def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> torch.nn.Module:
     state_dict = torch.load(weights, map_location="cpu", weights_only=True)
-    if tool == "rvm":
+    if tool == "schp":
+        from easyvolcap.models.schp import schp_resnet101
+        from easyvolcap.weights import clean_state_dict
+
+        model = schp_resnet101(num_classes=20)
+        state_dict = clean_state_dict(state_dict)
+    elif tool == "rvm":
         from easyvolcap.models.rvm import MattingNetwork
 
         model = MattingNetwork(variant)
@@ -238,6 +301,7 @@ def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> 
 WORKLOADS = {
     "rvm": {"warmup": rvm_warmup, "loop": rvm_loop, "tool": rvm_tool},
     "bgmv2": {"warmup": bgmv2_warmup, "loop": bgmv2_loop, "tool": bgmv2_tool},
+    "schp": {"warmup": schp_warmup, "loop": schp_loop, "tool": schp_tool},
 }
 
 

@@ -155,6 +155,31 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp16", action="store_true", help="compute in half precision (CUDA only)")
 
 
+def add_decode_arg(parser: argparse.ArgumentParser) -> None:
+    """``--decode``: where JPEG frames are decoded."""
+    parser.add_argument("--decode", default="cpu", choices=("cpu", "gpu"),
+                        help="where JPEG frames are decoded: cpu = the --workers threads; gpu = on the CUDA "
+                             "device (nvJPEG), for runs whose reader threads cannot keep up (4K, few CPU cores); "
+                             "videos and PNG frames are always decoded on the CPU")
+
+
+def decode_mode(args: argparse.Namespace, device) -> str:
+    """The runner's decode mode (``host`` or ``device``) for ``--decode`` on ``device``.
+
+    Raises:
+        EvcError: ``--decode gpu`` without a CUDA device, or torchvision cannot decode JPEG on it.
+    """
+    if args.decode == "cpu":
+        return "host"
+    from ..runners.frame_source import device_decode_works
+
+    if device.type != "cuda":
+        raise EvcError(f"--decode gpu needs a CUDA --device, not {device}")
+    if not device_decode_works(device):
+        raise EvcError(f"--decode gpu: this torchvision cannot decode JPEG on {device}; use --decode cpu")
+    return "device"
+
+
 def add_run_args(parser: argparse.ArgumentParser, jpeg_quality: int = 85,
                  workers_help: str = "threads decoding input and encoding output") -> None:
     """``--quality``, ``--workers``, ``--overwrite`` and ``--debug``."""

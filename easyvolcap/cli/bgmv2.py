@@ -10,8 +10,10 @@ from ..image_io import MASK_EXTENSIONS
 from . import (
     HelpFormatter,
     add_dataset_args,
+    add_decode_arg,
     add_device_args,
     add_run_args,
+    decode_mode,
     discover_layout,
     fraction_or_auto,
     matting_summary,
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resize_bkgd", action="store_true",
                         help="resize a background of another size to its camera's images (default: error)")
     add_device_args(parser)
+    add_decode_arg(parser)
     add_run_args(parser)
     return parser
 
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace):
                            backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
                            refine_sample_pixels=args.refine_sample_pixels, refine_threshold=args.refine_threshold,
                            resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
-                           workers=args.workers)
+                           workers=args.workers, decode=decode_mode(args, device))
     return run_bgmv2(layout, model, device, dtype, options)
 
 

@@ -10,8 +10,10 @@ from ..image_io import MASK_EXTENSIONS
 from . import (
     HelpFormatter,
     add_dataset_args,
+    add_decode_arg,
     add_device_args,
     add_run_args,
+    decode_mode,
     discover_layout,
     matting_summary,
     positive_int,
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--downsample_ratio", type=ratio_or_auto, default="auto", metavar="auto|R",
                         help="internal resolution ratio in (0, 1]; auto = min(512 / max(H, W), 1)")
     add_device_args(parser)
+    add_decode_arg(parser)
     add_run_args(parser)
     return parser
 
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace):
     model = model.eval().to(device=device, dtype=dtype)
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
-                         quality=args.quality, overwrite=args.overwrite, workers=args.workers)
+                         quality=args.quality, overwrite=args.overwrite, workers=args.workers,
+                         decode=decode_mode(args, device))
     return run_rvm(layout, model, device, dtype, options, progress=None)
 
 

@@ -27,7 +27,8 @@ from ..inference import BatchLimit, empty_masks, inference_session, run_with_bac
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs, read_frame
+from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .frame_source import FrameSource
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -53,6 +54,7 @@ class Bgmv2Options:
     quality: int = 85
     overwrite: bool = False
     workers: int = 4
+    decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
 
 
 @dataclass
@@ -117,14 +119,15 @@ class _Matting:
 
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
                  options: Bgmv2Options, backgrounds: dict[str, np.ndarray], writer: BackgroundWriter,
-                 report: Bgmv2Report, bar: tqdm, memory_format: torch.memory_format = torch.contiguous_format) -> None:
-        self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
+                 report: Bgmv2Report, bar: tqdm, source: FrameSource,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        self.layout, self.model, self.device, self.dtype, self.source = layout, model, device, dtype, source
         self.memory_format = memory_format  # of input batches
         self.options, self.backgrounds, self.writer, self.report, self.bar = options, backgrounds, writer, report, bar
         self.limit = BatchLimit(options.batch_size)
         self.bgr: tuple[tuple[str, ...], torch.Tensor | None] = ((), None)  # the last batch's backgrounds, by camera
 
-    def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
+    def run_batch(self, items: list[Item], images: list) -> None:
         """Matte one batch, in smaller pieces if the device runs out of memory."""
         run_with_backoff(
             list(zip(items, images, strict=True)), size=len,
@@ -141,9 +144,9 @@ class _Matting:
                                                 self.memory_format)
         return self.bgr[1]
 
-    def _forward(self, work: list[tuple[Item, np.ndarray]]) -> None:
+    def _forward(self, work: list[tuple[Item, object]]) -> None:
         items = [item for item, _ in work]
-        src = to_device_batch([image for _, image in work], self.device, self.dtype, self.memory_format)
+        src = self.source.batch(items, [image for _, image in work], self.dtype, self.memory_format)
         bgr = self._background_batch(items)
         height, width = src.shape[-2:]
         with torch.inference_mode():
@@ -197,15 +200,15 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
 
-    def read(item: Item) -> np.ndarray:
-        return read_frame(item[0], item[0].frames[item[1]], sizes[item[0].name])
-
+    source = FrameSource(device, sizes, options.decode)
     frames = [item for _, batch in batches for item in batch]
-    with closing(prefetch_map(read, frames, options.workers, max(options.chunk_size, options.batch_size))) as reader, \
-            BackgroundWriter(options.workers, capacity=max(options.chunk_size, options.batch_size)) as writer, \
+    ahead = max(options.chunk_size, options.batch_size)
+    with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=ahead) as writer, \
             progress_bar(len(frames), "bgmv2", progress) as bar, \
             inference_session(model, device) as memory_format:
-        matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, memory_format)
+        matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, source,
+                           memory_format)
         for size, batch in batches:
             scale, pixels = report.settings.setdefault(size, refine_settings(options, size))
             model.backbone_scale, model.refiner.sample_pixels = scale, pixels

@@ -12,8 +12,8 @@ from ..image_io import read_rgb, write_image
 from ..layout import Camera, DatasetLayout
 from ..video import open_video
 
-__all__ = ["camera_size", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "image_size",
-           "matte_outputs", "read_frame"]
+__all__ = ["camera_size", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "frame_size_error",
+           "image_size", "matte_outputs", "read_frame"]
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -60,9 +60,14 @@ def read_frame(camera: Camera, frame: Path, size: tuple[int, int]) -> np.ndarray
     """
     image = open_video(camera.video).frame(int(frame.stem)) if camera.video is not None else read_rgb(frame)
     if image.shape[:2] != size:
-        raise EvcError(f"{frame}: image is {image.shape[1]}x{image.shape[0]}, but camera {camera.name} "
-                       f"starts at {size[1]}x{size[0]}; a camera keeps one size")
+        raise frame_size_error(frame, camera, image.shape[:2], size)
     return image
+
+
+def frame_size_error(frame: Path, camera: Camera, got: tuple[int, int], want: tuple[int, int]) -> EvcError:
+    """The error for a frame of ``(height, width)`` ``got`` in a camera of frames of ``want``."""
+    return EvcError(f"{frame}: image is {got[1]}x{got[0]}, but camera {camera.name} starts at {want[1]}x{want[0]}; "
+                    "a camera keeps one size")
 
 
 def matte_outputs(layout: DatasetLayout, options, camera: Camera, t: int) -> list[Path]:

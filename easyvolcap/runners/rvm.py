@@ -20,11 +20,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
+from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs, read_frame
+from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .frame_source import FrameSource
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
@@ -41,6 +42,7 @@ class RvmOptions:
     quality: int = 85
     overwrite: bool = False
     workers: int = 4  # decode / encode threads
+    decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def plan_clips(camera: Camera, batch_size: int) -> list[Clip]:
     return [Clip(camera, t0, min(batch_size, len(camera) - t0)) for t0 in range(0, len(camera), batch_size)]
 
 
-def _split(work: tuple[Clip, list[np.ndarray]], limit: int) -> Iterator[tuple[Clip, list[np.ndarray]]]:
+def _split(work: tuple[Clip, list], limit: int) -> Iterator[tuple[Clip, list]]:
     """A clip cut into shorter clips, in time order (the recurrent state flows through them)."""
     clip, images = work
     for start in range(0, clip.length, limit):
@@ -86,15 +88,15 @@ class _Matting:
     """The state of one run: model, the current camera's recurrent state, writer and report."""
 
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
-                 options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar,
+                 options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar, source: FrameSource,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
-        self.layout, self.model, self.device, self.dtype = layout, model, device, dtype
+        self.layout, self.model, self.device, self.dtype, self.source = layout, model, device, dtype, source
         self.memory_format = memory_format  # of input batches
         self.options, self.writer, self.report, self.bar = options, writer, report, bar
         self.limit = BatchLimit(options.batch_size)
         self.state: list[torch.Tensor | None] = [None] * 4
 
-    def run_clip(self, clip: Clip, images: list[np.ndarray], ratio: float) -> None:
+    def run_clip(self, clip: Clip, images: list, ratio: float) -> None:
         """Matte one clip, in shorter clips if the device runs out of memory."""
         if clip.t0 == 0:
             self.state = [None] * 4
@@ -102,8 +104,9 @@ class _Matting:
                          forward=lambda work: self._emit(work[0], *self._forward(*work, ratio)), limit=self.limit,
                          warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
 
-    def _forward(self, clip: Clip, images: list[np.ndarray], ratio: float):
-        src = to_device_batch(images, self.device, self.dtype, self.memory_format)[None]  # (1, T, 3, H, W)
+    def _forward(self, clip: Clip, images: list, ratio: float):
+        items = [(clip.camera, clip.t0 + dt) for dt in range(clip.length)]
+        src = self.source.batch(items, images, self.dtype, self.memory_format)[None]  # (1, T, 3, H, W)
         with torch.inference_mode():
             fgr, pha, *state = self.model(src, *self.state, downsample_ratio=ratio)
             alpha = pha[0, :, 0].float().mul(255).round_().to(torch.uint8)  # (T, H, W)
@@ -152,17 +155,14 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     sizes = {camera.name: camera_size(camera) for camera in todo}
     clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
 
-    def read(item: tuple[Camera, int]) -> np.ndarray:
-        camera, t = item
-        return read_frame(camera, camera.frames[t], sizes[camera.name])
-
+    source = FrameSource(device, sizes, options.decode)
     frames = [(camera, t) for camera in todo for t in range(len(camera))]
     ahead = options.batch_size + 2 * options.workers
-    with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
+    with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
             progress_bar(len(frames), "rvm", progress) as bar, \
             inference_session(model, device) as memory_format:
-        matting = _Matting(layout, model, device, dtype, options, writer, report, bar, memory_format)
+        matting = _Matting(layout, model, device, dtype, options, writer, report, bar, source, memory_format)
         for clip in clips:
             ratio = options.downsample_ratio or auto_downsample_ratio(*sizes[clip.camera.name])
             matting.run_clip(clip, [next(reader) for _ in range(clip.length)], ratio)
