@@ -36,6 +36,7 @@ from ..models.schp import (
     get_palette,
     upsample_logits,
     warp_logit_channels,
+    warp_logit_groups,
     warp_to_input,
 )
 from ..parallel import BackgroundWriter, prefetch_map
@@ -117,27 +118,42 @@ def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, c
             confidence[~confidence_at] = 0
         channels = warp_logit_channels(logits, crop.inv_trans, crop.size) if keep_logits else None
     else:  # simple_extractor: bilinear warp of every class's logits, argmax at full resolution
-        channels = warp_logit_channels(logits, crop.inv_trans, crop.size)
-        labels, top = _argmax(channels)
-        confidence = np.zeros(labels.shape, np.float32)
-        where = np.ones(labels.shape, bool) if confidence_at is None else confidence_at
-        if where.any():
-            peak = top[where]
-            total = np.zeros_like(peak)
-            for channel in channels:
-                total += np.exp(channel[where] - peak)
-            confidence[where] = 1.0 / total
+        labels, confidence, channels = _reduce_warped(logits, crop, keep_logits, confidence_at)
     return labels, confidence, np.stack(channels, axis=-1) if keep_logits else None
 
 
-def _argmax(channels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel, the first class with the largest logit (numpy's ``argmax`` over classes) and that logit."""
-    top = channels[0].copy()
-    labels = np.zeros(top.shape, np.uint8)
-    for index, channel in enumerate(channels[1:], start=1):
-        labels[channel > top] = index
-        np.maximum(top, channel, out=top)
-    return labels, top
+def _reduce_warped(logits: np.ndarray, crop: Crop, keep_logits: bool, confidence_at: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+    """Labels and confidence of the warped logits, a few classes at a time: only one group of
+    full-size class maps is held (unless ``keep_logits``), and of the others only their values where
+    the confidence is wanted. Labels are numpy's ``argmax`` over classes (the first largest)."""
+    height, width = crop.size[1], crop.size[0]
+    where = np.ones((height, width), bool) if confidence_at is None else confidence_at
+    wanted = bool(where.any())
+    labels, top = np.zeros((height, width), np.uint8), None
+    kept: list[np.ndarray] | None = [] if keep_logits else None
+    shared: list[np.ndarray] = []  # each class's logits where the confidence is wanted
+    index = 0
+    for group in warp_logit_groups(logits, crop.inv_trans, crop.size):
+        for channel in group:
+            if top is None:
+                top = channel.copy()
+            else:
+                labels[channel > top] = index
+                np.maximum(top, channel, out=top)
+            if wanted:
+                shared.append(channel[where])
+            index += 1
+        if kept is not None:
+            kept.extend(group)
+    confidence = np.zeros((height, width), np.float32)
+    if wanted:
+        peak = top[where]
+        total = np.zeros_like(peak)
+        for values in shared:
+            total += np.exp(values - peak)
+        confidence[where] = 1.0 / total
+    return labels, confidence, kept
 
 
 class FrameCanvas:

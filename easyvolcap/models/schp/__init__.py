@@ -10,6 +10,7 @@ from .transforms import (
     normalize,
     upsample_logits,
     warp_logit_channels,
+    warp_logit_groups,
     warp_to_input,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "schp_resnet101",
     "upsample_logits",
     "warp_logit_channels",
+    "warp_logit_groups",
     "warp_to_input",
 ]

@@ -20,7 +20,7 @@ order; ``dsize`` in :func:`logits_to_image` is ``(width, height)``, OpenCV's ord
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -37,6 +37,7 @@ __all__ = [
     "normalize",
     "upsample_logits",
     "warp_logit_channels",
+    "warp_logit_groups",
     "warp_to_input",
 ]
 
@@ -158,7 +159,14 @@ def logits_to_image(logits: np.ndarray | Tensor, inv_trans: np.ndarray, dsize: S
 
 
 def warp_logit_channels(logits_hwc: np.ndarray, inv_trans: np.ndarray, dsize: Sequence[int]) -> list[np.ndarray]:
-    """:func:`logits_to_image` for ``[H, W, C]`` logits, as a list of ``C`` contiguous ``[height, width]`` maps.
+    """:func:`logits_to_image` for ``[H, W, C]`` logits, as a list of ``C`` contiguous ``[height, width]`` maps."""
+    return [channel for group in warp_logit_groups(logits_hwc, inv_trans, dsize) for channel in group]
+
+
+def warp_logit_groups(logits_hwc: np.ndarray, inv_trans: np.ndarray,
+                      dsize: Sequence[int]) -> Iterator[list[np.ndarray]]:
+    """:func:`logits_to_image` for ``[H, W, C]`` logits, a few classes at a time: lists of contiguous
+    ``[height, width]`` maps, in class order (a caller that reduces them holds one group at a time).
 
     OpenCV interpolates the channels of 1-, 3- and 4-channel float images exactly as single ones
     (not those of 2-channel images: their code path rounds differently), so warping up to four
@@ -167,13 +175,11 @@ def warp_logit_channels(logits_hwc: np.ndarray, inv_trans: np.ndarray, dsize: Se
     if logits_hwc.ndim != 3:
         raise ValueError(f"logits must be [H, W, C], got shape {logits_hwc.shape}.")
     size = (int(dsize[0]), int(dsize[1]))
-    channels: list[np.ndarray] = []
     for first, last in _channel_groups(logits_hwc.shape[2]):
         group = np.ascontiguousarray(logits_hwc[:, :, first:last], dtype=np.float32)
         warped = cv2.warpAffine(group, inv_trans, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=0)
-        channels.extend(cv2.split(warped) if warped.ndim == 3 else [warped])
-    return channels
+        yield list(cv2.split(warped)) if warped.ndim == 3 else [warped]
 
 
 def _channel_groups(count: int) -> list[tuple[int, int]]:
