@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -136,13 +137,24 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
                     memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Stack ``(H, W, 3)`` uint8 RGB arrays into a ``(N, 3, H, W)`` tensor in [0, 1] on ``device``.
 
-    The uint8 stack crosses to the device (pinned, non-blocking on CUDA) before conversion to float;
-    conversion and layout change (NCHW by default, or ``memory_format``) are one pass.
+    On CUDA the uint8 stack crosses to the device (pinned, non-blocking) before conversion to float.
+    On the CPU each image is converted by a 256-entry table straight into the batch (``x / 255``
+    exactly, several times faster than torch's conversion of the interleaved layout). The result is
+    NCHW by default, or ``memory_format``.
     """
+    if device.type == "cpu" and dtype == torch.float32:
+        height, width = images[0].shape[:2]
+        out = np.empty((len(images), height, width, 3), np.float32)
+        for index, image in enumerate(images):
+            cv2.LUT(image, _UNIT_TABLE, dst=out[index])
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
     batch = torch.from_numpy(np.stack(images))
     if device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
     return batch.permute(0, 3, 1, 2).to(dtype, memory_format=memory_format).div_(255)
+
+
+_UNIT_TABLE = (np.arange(256, dtype=np.float32) / np.float32(255)).reshape(1, 256)  # uint8 -> [0, 1], as x / 255
 
 
 def empty_masks(alpha: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ def test_session_lays_weights_out_channels_last_and_restores_them():
 def test_session_gives_the_same_results_up_to_rounding():
     model = conv_model()
     images = [np.random.default_rng(i).integers(0, 256, (20, 24, 3), dtype=np.uint8) for i in range(3)]
+    images.append((np.arange(20 * 24 * 3) % 256).astype(np.uint8).reshape(20, 24, 3))  # every value
     cpu = torch.device("cpu")
     with torch.inference_mode():
         plain = model(to_device_batch(images, cpu, torch.float32))
@@ -36,6 +37,9 @@ def test_session_gives_the_same_results_up_to_rounding():
             batch = to_device_batch(images, cpu, torch.float32, layout)
             assert batch.is_contiguous(memory_format=torch.channels_last)
             assert torch.equal(batch, to_device_batch(images, cpu, torch.float32))
+            stacked = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+            assert torch.equal(batch, stacked.float() / 255)  # the table converts exactly as x / 255
+            assert torch.equal(to_device_batch(images, cpu, torch.float64), stacked.double() / 255)
             tuned = model(batch)
     torch.testing.assert_close(tuned, plain, rtol=1e-5, atol=1e-6)
 
