@@ -211,3 +211,26 @@ def test_restore_computes_confidence_only_where_crops_overlap(mode):
         softmax = np.exp(warped - warped.max(axis=0)) / np.exp(warped - warped.max(axis=0)).sum(axis=0)
         np.testing.assert_allclose(full_confidence, softmax.max(axis=0), rtol=1e-5)
         np.testing.assert_array_equal(kept, np.moveaxis(warped, 0, -1))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_warping_only_the_classes_that_can_win_gives_the_same_labels(seed):
+    from easyvolcap.models.schp import logits_to_image, upsample_logits
+    from easyvolcap.runners.schp import candidate_classes, make_crop, restore_crop
+
+    rng = np.random.default_rng(seed)
+    fusion = (rng.standard_normal((15, 15, 20)) * 0.5 - 4).astype(np.float32)  # negative: the border's 0 wins
+    fusion[..., 0] += 3  # background dominates where no part does
+    for cls in rng.choice(np.arange(1, 20), 4, replace=False):  # a few parts win somewhere, as in a person crop
+        fusion[..., cls] += 12 * cv2.GaussianBlur((rng.random((15, 15)) > 0.7).astype(np.float32), (0, 0), 1)
+    classes = candidate_classes(fusion)
+    assert classes[0] == 0 and 4 <= len(classes) < 20
+    logits = upsample_logits(torch.from_numpy(fusion).permute(2, 0, 1)[None], (60, 60))[0].permute(1, 2, 0).numpy()
+    box = [(5.0, 3.0, 150.0, 94.0), (0.0, 0.0, 159.0, 99.0), (100.0, 40.0, 120.0, 99.0)][seed % 3]
+    crop = make_crop(Person(box, 0.9), 160, 100, (60, 60))
+    nowhere = np.zeros((crop.size[1], crop.size[0]), bool)
+    labels, confidence, kept = restore_crop(logits, crop, "logits", False, nowhere, classes)
+    upstream = logits_to_image(np.moveaxis(logits, -1, 0), crop.inv_trans, crop.size).argmax(axis=0)
+    np.testing.assert_array_equal(labels, upstream)
+    assert kept is None and not confidence.any()
+    assert set(np.unique(upstream)) <= set(classes.tolist())

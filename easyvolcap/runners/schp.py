@@ -43,8 +43,8 @@ from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
 from .common import camera_size, clear_stale_outputs, read_frame
 
-__all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "crop_overlaps", "restore_crop",
-           "run_schp"]
+__all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "candidate_classes", "crop_overlaps",
+           "restore_crop", "run_schp"]
 
 RESTORE_MODES = ("logits", "labels")
 Item = tuple[Camera, int]
@@ -99,13 +99,15 @@ def make_crop(person: Person, width: int, height: int, input_size: tuple[int, in
     return Crop(box, affine_transform(center, scale, input_size), affine_transform(center, scale, input_size, True))
 
 
-def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, confidence_at: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, confidence_at: np.ndarray | None = None,
+                 classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Bring a crop's ``[H, W, C]`` input-size logits back to the crop.
 
     Returns ``(labels uint8 [h, w], confidence float32 [h, w], logits float32 [h, w, C] or None)``;
     the confidence is the softmax probability of the chosen label, computed where ``confidence_at``
-    (bool ``[h, w]``) is true and 0 elsewhere (``None``: everywhere).
+    (bool ``[h, w]``) is true and 0 elsewhere (``None``: everywhere). ``classes`` (from
+    :func:`candidate_classes`) lets the logits mode warp only those classes when neither the
+    confidence nor the logits are wanted; the labels are the same.
     """
     if mode == "labels":  # upstream multi-person: argmax at the input size, nearest warp of the labels
         labels_in = logits.argmax(axis=-1).astype(np.uint8)
@@ -118,32 +120,39 @@ def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, c
             confidence[~confidence_at] = 0
         channels = warp_logit_channels(logits, crop.inv_trans, crop.size) if keep_logits else None
     else:  # simple_extractor: bilinear warp of every class's logits, argmax at full resolution
-        labels, confidence, channels = _reduce_warped(logits, crop, keep_logits, confidence_at)
+        labels, confidence, channels = _reduce_warped(logits, crop, keep_logits, confidence_at, classes)
     return labels, confidence, np.stack(channels, axis=-1) if keep_logits else None
 
 
-def _reduce_warped(logits: np.ndarray, crop: Crop, keep_logits: bool, confidence_at: np.ndarray | None
-                   ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
+def _reduce_warped(logits: np.ndarray, crop: Crop, keep_logits: bool, confidence_at: np.ndarray | None,
+                   candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
     """Labels and confidence of the warped logits, a few classes at a time: only one group of
     full-size class maps is held (unless ``keep_logits``), and of the others only their values where
-    the confidence is wanted. Labels are numpy's ``argmax`` over classes (the first largest)."""
+    the confidence is wanted. Labels are numpy's ``argmax`` over classes (the first largest).
+
+    When neither the confidence nor the logits are wanted, only the ``candidates`` are warped.
+    """
     height, width = crop.size[1], crop.size[0]
     where = np.ones((height, width), bool) if confidence_at is None else confidence_at
     wanted = bool(where.any())
+    classes = np.arange(logits.shape[-1])
+    if not wanted and not keep_logits and candidates is not None and len(candidates) < len(classes):
+        classes = candidates
+        logits = logits[..., classes]
     labels, top = np.zeros((height, width), np.uint8), None
     kept: list[np.ndarray] | None = [] if keep_logits else None
     shared: list[np.ndarray] = []  # each class's logits where the confidence is wanted
-    index = 0
+    index = iter(classes.tolist())
     for group in warp_logit_groups(logits, crop.inv_trans, crop.size):
-        for channel in group:
+        for channel, label in zip(group, index, strict=False):
             if top is None:
                 top = channel.copy()
+                labels[:] = label
             else:
-                labels[channel > top] = index
+                labels[channel > top] = label
                 np.maximum(top, channel, out=top)
             if wanted:
                 shared.append(channel[where])
-            index += 1
         if kept is not None:
             kept.extend(group)
     confidence = np.zeros((height, width), np.float32)
@@ -154,6 +163,30 @@ def _reduce_warped(logits: np.ndarray, crop: Crop, keep_logits: bool, confidence
             total += np.exp(values - peak)
         confidence[where] = 1.0 / total
     return labels, confidence, kept
+
+
+def candidate_classes(fusion: np.ndarray) -> np.ndarray:
+    """The classes that can be the argmax somewhere in a crop restored from ``[h, w, C]`` fusion logits
+    (the network's output, before the upsampling to the input size), in order; always class 0 (it wins
+    where the warp gives every class the border's 0).
+
+    Both steps back to the crop are bilinear: each value is a weighted sum, with weights >= 0, of
+    values around it, and (corners outside the input adding 0 to every class alike) classes rank
+    as the normalised sum, which lies between the extremes of what it sums. A crop pixel draws on
+    two neighbouring pixels of the input-size logits per axis, and those (the upsampling being about
+    4x) on at most three neighbouring fusion pixels: so within every 3x3 window of fusion pixels, a
+    class whose maximum is below the largest minimum of any class can never be the largest there.
+    A small margin covers float rounding. Person crops are mostly a handful of classes.
+    """
+    padded = np.pad(np.asarray(fusion, np.float32), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    rows_low = np.minimum(np.minimum(padded[:-2], padded[1:-1]), padded[2:])
+    rows_high = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+    low = np.minimum(np.minimum(rows_low[:, :-2], rows_low[:, 1:-1]), rows_low[:, 2:])
+    high = np.maximum(np.maximum(rows_high[:, :-2], rows_high[:, 1:-1]), rows_high[:, 2:])
+    margin = 1e-4 * (1.0 + float(np.abs(padded).max()))
+    can_win = (high >= low.max(axis=-1, keepdims=True) - margin).any(axis=(0, 1))
+    can_win[0] = True
+    return np.flatnonzero(can_win)
 
 
 class FrameCanvas:
@@ -232,8 +265,9 @@ class _Parsing:
             self.writer.submit(self._finish, camera, t, image.shape[:2], frame_crops, frame_logits)
         self.report.frames_processed += len(items)
 
-    def _parse(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Fusion logits of letterboxed BGR crops, upsampled to the input size: ``[H, W, C]`` float32 each."""
+    def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[H, W, C]`` float32)
+        and the classes that can win in it (see :func:`candidate_classes`)."""
         if not inputs:
             return []
         batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
@@ -241,16 +275,18 @@ class _Parsing:
         with torch.inference_mode():
             fusion = self.parser(x)[0][-1]
             logits = upsample_logits(fusion.float(), self.label_set.input_size).permute(0, 2, 3, 1).contiguous()
-        return list(logits.cpu().numpy())
+            fusion = fusion.float().permute(0, 2, 3, 1).cpu().numpy()
+        return [(crop_logits, candidate_classes(crop_fusion))
+                for crop_logits, crop_fusion in zip(logits.cpu().numpy(), fusion, strict=True)]
 
     def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
-                logits: list[np.ndarray]) -> None:
+                logits: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Restore and paste the crops of one frame, then write its outputs (in a writer thread)."""
         options, layout, frame = self.options, self.layout, camera.frames[t]
         keep_logits = options.logits_dir is not None
         canvas = FrameCanvas(*size, self.label_set.num_classes, keep_logits)
-        for crop, crop_logits, shared in zip(crops, logits, crop_overlaps(crops, *size), strict=True):
-            canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits, shared))
+        for crop, (crop_logits, classes), shared in zip(crops, logits, crop_overlaps(crops, *size), strict=True):
+            canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits, shared, classes))
         mask = np.where(canvas.labels > 0, 255, 0).astype(np.uint8)
         outputs = [(options.mask_dir, ".png", lambda: encode_image(mask, ".png")),
                    (options.schp_dir, ".png", lambda: encode_label_png(canvas.labels, self.palette))]
