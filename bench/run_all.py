@@ -52,7 +52,7 @@ def main() -> None:
 
     bkgd_args = backgrounds.build_parser().parse_args(
         ["--frames", "10", "--height", "540", "--width", "960"] if args.quick else [])  # else its defaults
-    bkgd_rows = backgrounds.run(bkgd_args.frames, bkgd_args.height, bkgd_args.width)
+    bkgd_rows = backgrounds.run(bkgd_args.frames, bkgd_args.height, bkgd_args.width, repeat=bkgd_args.repeat)
     print()
     matting_args = matting.build_parser().parse_args(
         [flag for flag, on in (("--quick", args.quick), ("--resnet", args.resnet), ("--4k", args.four_k)) if on])

@@ -47,7 +47,7 @@ class BackgroundOptions:
     max_memory: int = 2 << 30  # bytes, for the median's frame stack
     fill_holes: bool = False
     overwrite: bool = False
-    workers: int = 4  # cameras at once
+    workers: int = 4  # cameras at once (and frame readers per camera when there are fewer cameras)
     quality: int = 95  # for a .jpg output
 
 
@@ -81,7 +81,8 @@ def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np
     if mask.shape != size:
         raise EvcError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
     peak = int(mask.max())
-    foreground = (mask.astype(np.int32) * 255 > 128 * peak).astype(np.uint8) if peak else np.zeros_like(mask)
+    # mask * 255 > 128 * peak, in integers: mask > floor(128 * peak / 255)
+    foreground = cv2.threshold(mask, (128 * peak) // 255, 1, cv2.THRESH_BINARY)[1] if peak else np.zeros_like(mask)
     if dilation > 0:
         foreground = cv2.dilate(foreground, np.ones((dilation, dilation), np.uint8))
     return foreground == 0
@@ -116,8 +117,8 @@ class _CameraJob:
     """Builds one camera's background."""
 
     def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
-                 memory: int) -> None:
-        self.layout, self.camera, self.options = layout, camera, options
+                 memory: int, readers: int = 1) -> None:
+        self.layout, self.camera, self.options, self.readers = layout, camera, options, readers
         self.frames = camera.frames[::options.jump]
         self.size = height, width = camera_size(camera)
         self.tick: Callable[[int], None] = lambda n: None
@@ -135,17 +136,18 @@ class _CameraJob:
         return image, read_background_mask(self._mask_path(frame), self.options.dilation, self.size)
 
     def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        with closing(prefetch_map(self._load, self.frames, workers=1, ahead=2)) as frames:
+        with closing(prefetch_map(self._load, self.frames, workers=self.readers, ahead=2 * self.readers)) as frames:
             for item in frames:
                 yield item
                 self.tick(1)
 
     def mean(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(background float64 (H, W, 3), count (H, W))``, accumulated one frame at a time."""
-        total = np.zeros((*self.size, 3), np.uint32)
+        """``(background float64 (H, W, 3), count (H, W))``, accumulated one frame at a time (float64
+        sums of integers: exact)."""
+        total = np.zeros((*self.size, 3), np.float64)
         count = np.zeros(self.size, np.uint32)
         for image, background in self._loaded():
-            total += image * background[..., None]
+            cv2.accumulate(image, total, mask=background.view(np.uint8))
             count += background
         return total / np.maximum(count, 1)[..., None], count
 
@@ -198,7 +200,8 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
             jobs.append(camera)
     clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
     parallel = max(1, min(options.workers, len(jobs)))
-    work = [_CameraJob(layout, camera, options, options.max_memory // parallel) for camera in jobs]
+    readers = max(1, options.workers // parallel)  # fewer cameras than workers: read frames in parallel too
+    work = [_CameraJob(layout, camera, options, options.max_memory // parallel, readers) for camera in jobs]
     with progress_bar(sum(job.steps for job in work), "bkgd", progress) as bar, \
             ThreadPoolExecutor(max_workers=parallel) as pool:
         for job in work:
