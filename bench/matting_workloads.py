@@ -134,21 +134,25 @@ def _relayout(value: object, layout: torch.memory_format) -> object:
 # ------------------------------------------------------------------------------------------- tools
 
 
-def rvm_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+def rvm_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
+             decode: str = "host") -> None:
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
 
-    options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers)
+    options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
     run_rvm(layout, model, device, torch.float32, options, progress=False)
 
 
-def bgmv2_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+def bgmv2_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
+               decode: str = "host") -> None:
     from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
 
-    options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers)
+    options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
     run_bgmv2(layout, model, device, torch.float32, options, progress=False)
 
 
-def schp_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int) -> None:
+def schp_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
+              decode: str = "host") -> None:
+    """SCHP crops and restores on the CPU: frames are always decoded there (``decode`` is ignored)."""
     from easyvolcap.detectors import WholeFrameDetector
     from easyvolcap.models.schp import label_set
     from easyvolcap.runners.schp import SchpOptions, run_schp
@@ -316,7 +320,8 @@ def measure(spec: dict) -> dict[str, dict]:
     layout = DatasetLayout.discover(spec["root"])
     model = load_model(spec["tool"], spec["variant"], Path(spec["weights"]), device)
     work = WORKLOADS[spec["tool"]]
-    run_tool = partial(work["tool"], layout, model, device, spec["batch"], spec["mask_dir"], spec["workers"])
+    run_tool = partial(work["tool"], layout, model, device, spec["batch"], spec["mask_dir"], spec["workers"],
+                       spec.get("decode", "host"))
     results = {}
     if spec["mode"] == "loop":  # the plain process, as a script would run
         work["warmup"](layout, model, device, spec["batch"])
