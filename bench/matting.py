@@ -1,12 +1,14 @@
 """Benchmark of the inference tools (RVM, BGMv2, SCHP): end-to-end against model-only speed and a straightforward loop.
 
-    python bench/matting.py                  # CPU defaults: mobilenet variants, 540p/1080p; 4-5 minutes
+    python bench/matting.py                  # CPU defaults: mobilenet variants, SCHP LIP, 540p/1080p; ~8 minutes
     python bench/matting.py --quick          # smoke run: one small configuration per tool and variant
     python bench/matting.py --resnet --4k    # also the ResNet variants and 3840x2160
     python bench/matting.py --tuning         # also the model without the tools' CPU tuning
+    python bench/matting.py --decode gpu     # on CUDA: JPEG frames decoded on the GPU (RVM, BGMv2)
 
 For every configuration (tool, variant, resolution, cameras x frames) it prints the end-to-end rate of
-the tool (the runner on a synthetic JPEG dataset on disk, writing JPEG masks), the model-only rate
+the tool (the runner on a synthetic JPEG dataset on disk, writing JPEG masks; SCHP with detector
+``none``, one person per frame, writing PNG masks and label maps), the model-only rate
 (exactly the tool's forward passes, recorded, run again on tensors already in memory, nothing
 written), their ratio (efficiency), the rate of the straightforward loop (each camera's frames a batch
 at a time: read them one after the other, run them, write the masks one after the other, as
