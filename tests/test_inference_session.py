@@ -65,3 +65,14 @@ def test_empty_masks_agree_with_the_float_test_on_the_boundary():
     alpha = pha.mul(255).round_().to(torch.uint8)
     want = ~(pha > 0.5).flatten(1).any(-1)
     assert empty_masks(alpha, pha).tolist() == want.tolist() == [True, True, False, True, False, False]
+
+
+def test_alpha_to_uint8_rounds_like_torch():
+    from easyvolcap.inference import alpha_to_uint8
+
+    pha = torch.rand(3, 17, 23)
+    pha[0, 0, :6] = torch.tensor([0.0, 1.0, 0.5 / 255, 1.5 / 255, 2.5 / 255, 254.5 / 255])  # ties: half to even
+    want = pha.mul(255).round().to(torch.uint8)
+    assert torch.equal(alpha_to_uint8(pha), want)
+    assert torch.equal(alpha_to_uint8(pha.permute(0, 2, 1)), want.permute(0, 2, 1))  # any strides
+    assert torch.equal(alpha_to_uint8(pha.double()), want)  # other dtypes: torch's path

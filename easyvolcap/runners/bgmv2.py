@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..errors import EvcError
 from ..image_io import read_rgb
-from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff, to_device_batch
+from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
@@ -152,7 +152,7 @@ class _Matting:
         with torch.inference_mode():
             pha, fgr = self.model(_pad(src), _pad(bgr))[:2]
             pha, fgr = pha[..., :height, :width], fgr[..., :height, :width]
-            alpha = pha.float().mul(255).round_().to(torch.uint8)[:, 0]
+            alpha = alpha_to_uint8(pha[:, 0])
             empty = empty_masks(alpha, pha[:, 0]).cpu().numpy()
             alpha = alpha.cpu().numpy()
             fgr_u8 = None

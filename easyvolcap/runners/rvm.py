@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..inference import BatchLimit, empty_masks, inference_session, run_with_backoff
+from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
@@ -109,7 +109,7 @@ class _Matting:
         src = self.source.batch(items, images, self.dtype, self.memory_format)[None]  # (1, T, 3, H, W)
         with torch.inference_mode():
             fgr, pha, *state = self.model(src, *self.state, downsample_ratio=ratio)
-            alpha = pha[0, :, 0].float().mul(255).round_().to(torch.uint8)  # (T, H, W)
+            alpha = alpha_to_uint8(pha[0, :, 0])  # (T, H, W)
             empty = empty_masks(alpha, pha[0, :, 0])  # (T,)
             fgr_u8 = fgr[0].float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1) if self.options.fgr_dir \
                 else None
