@@ -3,6 +3,7 @@
     python bench/run_all.py            # bench/backgrounds.py and bench/matting.py with their defaults
     python bench/run_all.py --quick    # smoke run: small images, few frames
     python bench/run_all.py --resnet --4k
+    python bench/run_all.py --repeat 2     # the fastest of two runs per matting measurement (steadier)
 
 Each benchmark prints its own table as it goes (and its notes); the combined table at the end has
 one row per configuration: its rate, the model-only rate and efficiency where there is a model, the
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: small images, few frames")
     parser.add_argument("--resnet", action="store_true", help="also the ResNet variants of the matting tools")
     parser.add_argument("--4k", dest="four_k", action="store_true", help="also 3840x2160 matting rows")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per matting measurement, the fastest kept (background rows: always 3)")
     args = parser.parse_args()
 
     bkgd_args = backgrounds.build_parser().parse_args(
@@ -55,7 +58,8 @@ def main() -> None:
     bkgd_rows = backgrounds.run(bkgd_args.frames, bkgd_args.height, bkgd_args.width, repeat=bkgd_args.repeat)
     print()
     matting_args = matting.build_parser().parse_args(
-        [flag for flag, on in (("--quick", args.quick), ("--resnet", args.resnet), ("--4k", args.four_k)) if on])
+        [flag for flag, on in (("--quick", args.quick), ("--resnet", args.resnet), ("--4k", args.four_k)) if on]
+        + ["--repeat", str(args.repeat)])
     print("matting tools, synthetic JPEG datasets")
     matting_rows, tuning_rows = matting.run(matting_args)
     print()
