@@ -22,6 +22,9 @@ __all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png"
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+# PNG rows filtered by "sub" only (OpenCV >= 4.11; before, libpng tries every filter per row): 2-4x
+# faster to encode, files 3-20% larger (1080p: mask 9 -> 2.5 ms, RGB background 102 -> 65 ms)
+_PNG_FILTER = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB] if hasattr(cv2, "IMWRITE_PNG_FILTER_SUB") else []
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -78,7 +81,7 @@ def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
     elif ext == ".png":
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, *_PNG_FILTER]
     else:
         raise ValueError(f"unsupported image extension {ext!r}; use .jpg or .png")
     ok, buffer = cv2.imencode(ext, image, params)

@@ -169,7 +169,9 @@ class _CameraJob:
         options = self.options
         background, count = self.median() if options.method == "median" else self.mean()
         holes = count == 0
-        image = np.rint(np.nan_to_num(background)).astype(np.uint8)
+        if options.method == "median":  # NaN where never seen; the mean is 0 there already
+            background = np.nan_to_num(background)
+        image = np.rint(background).astype(np.uint8)
         alpha = np.where(holes, 0, 255).astype(np.uint8)
         if options.fill_holes and holes.any():
             image = cv2.inpaint(image, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA)
