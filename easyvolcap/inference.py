@@ -142,8 +142,10 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
     exactly, several times faster than torch's conversion of the interleaved layout). The result is
     NCHW by default, or ``memory_format``.
     """
-    if device.type == "cpu" and dtype == torch.float32:
-        height, width = images[0].shape[:2]
+    first = images[0]
+    if device.type == "cpu" and dtype == torch.float32 and all(
+            i.dtype == np.uint8 and i.shape == first.shape for i in images) and first.ndim == 3 and first.shape[2] == 3:
+        height, width = first.shape[:2]
         out = np.empty((len(images), height, width, 3), np.float32)
         for index, image in enumerate(images):
             cv2.LUT(image, _UNIT_TABLE, dst=out[index])

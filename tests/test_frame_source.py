@@ -125,3 +125,18 @@ def test_cuda_decoding_is_close_to_the_host(tmp_path):
     want, got = batches(host, layout), batches(device, layout)
     assert got.device.type == "cuda" and got.shape == want.shape
     assert (got - want).abs().mean() < 2 / 255  # nvJPEG's IDCT and upsampling round differently
+
+
+def test_out_of_memory_while_decoding_reaches_the_runner(tmp_path, monkeypatch):
+    from easyvolcap.runners import frame_source
+
+    layout = DatasetLayout.discover(make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(24, 32),
+                                                      odd_size=None))
+    _, device = sources(layout)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(frame_source, "_decode_jpeg", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):  # not decoded on the host: the runner halves the batch
+        batches(device, layout)

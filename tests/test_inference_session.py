@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -76,3 +77,12 @@ def test_alpha_to_uint8_rounds_like_torch():
     assert torch.equal(alpha_to_uint8(pha), want)
     assert torch.equal(alpha_to_uint8(pha.permute(0, 2, 1)), want.permute(0, 2, 1))  # any strides
     assert torch.equal(alpha_to_uint8(pha.double()), want)  # other dtypes: torch's path
+
+
+def test_cpu_batches_of_other_shapes_take_the_plain_path():
+    cpu = torch.device("cpu")
+    gray = [np.full((4, 5), 200, np.uint8)]
+    with pytest.raises(RuntimeError):  # (H, W) is no RGB batch: torch says so, nothing uninitialised comes back
+        to_device_batch(gray, cpu, torch.float32)
+    with pytest.raises(ValueError, match="same shape"):
+        to_device_batch([np.zeros((4, 5, 3), np.uint8), np.zeros((5, 5, 3), np.uint8)], cpu, torch.float32)

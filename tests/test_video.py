@@ -84,6 +84,11 @@ def test_backgrounds_from_videos(videos, capsys):
                              "--jump", "2", "--dilation", "3"]) == 0
     assert "(mean of 6 frames)" in capsys.readouterr().out
     assert (videos / "bkgd" / "cam0.png").stat().st_size > 0 and (videos / "preview" / "bkgd.jpg").exists()
+    from easyvolcap.runners.backgrounds import BackgroundOptions, _CameraJob
+
+    layout = DatasetLayout.discover(videos, "videos")
+    job = _CameraJob(layout, layout.cameras[0], BackgroundOptions(), 2**30, readers=4)
+    assert job.readers == 1  # a video decodes forward: parallel readers would restart it over and over
 
 
 def test_frames_stream_in_order_and_restart_for_earlier_ones(videos):

@@ -118,7 +118,8 @@ class _CameraJob:
 
     def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
                  memory: int, readers: int = 1) -> None:
-        self.layout, self.camera, self.options, self.readers = layout, camera, options, readers
+        self.layout, self.camera, self.options = layout, camera, options
+        self.readers = 1 if camera.video is not None else readers  # a video decodes forward: one reader
         self.frames = camera.frames[::options.jump]
         self.size = height, width = camera_size(camera)
         self.tick: Callable[[int], None] = lambda n: None

@@ -11,7 +11,8 @@ batch of loaded frames of one camera into the model's float input with :meth:`Fr
   Other cameras (videos, PNG) are decoded on the host as before. A file the device cannot decode
   is decoded on the host; one nothing can decode is reported as by the host path.
 
-On the CPU ``device`` decodes with libjpeg-turbo like the host path (bitwise the same frames); the
+On the CPU ``device`` decodes with libjpeg-turbo like the host path (bitwise the same frames, but for
+CMYK JPEGs, whose colour conversion differs by a level); the
 tests use that to check the logic without a GPU. torchvision 0.29 announces that its image decoders
 will move to TorchCodec; they work, and that notice is silenced here.
 """
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import EvcError
-from ..inference import to_device_batch
+from ..inference import is_out_of_memory, to_device_batch
 from ..layout import Camera
 from .common import frame_size_error, read_frame
 
@@ -91,12 +92,16 @@ class FrameSource:
 
         try:
             frames = _decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
-        except RuntimeError:  # one bad file fails the whole batch: find it, frame by frame
+        except RuntimeError as error:  # one bad file fails the whole batch: find it, frame by frame
+            if is_out_of_memory(error):
+                raise  # the runner retries with fewer frames
             frames = []
             for item, one in zip(items, data, strict=True):
                 try:
                     frames.append(_decode_jpeg(one, mode=ImageReadMode.RGB, device=self.device))
-                except RuntimeError:
+                except RuntimeError as error:
+                    if is_out_of_memory(error):
+                        raise
                     frames.append(self._host_decode(item))
         for (camera, t), frame in zip(items, frames, strict=True):
             size = self.sizes[camera.name]
