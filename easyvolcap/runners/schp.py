@@ -265,9 +265,10 @@ class _Parsing:
             self.writer.submit(self._finish, camera, t, image.shape[:2], frame_crops, frame_logits)
         self.report.frames_processed += len(items)
 
-    def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[H, W, C]`` float32)
-        and the classes that can win in it (see :func:`candidate_classes`)."""
+        and the classes that can win in it (see :func:`candidate_classes`; ``None`` where the restore
+        warps every class anyway: ``--restore labels`` or kept logits)."""
         if not inputs:
             return []
         batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
@@ -275,12 +276,14 @@ class _Parsing:
         with torch.inference_mode():
             fusion = self.parser(x)[0][-1]
             logits = upsample_logits(fusion.float(), self.label_set.input_size).permute(0, 2, 3, 1).contiguous()
-            fusion = fusion.float().permute(0, 2, 3, 1).cpu().numpy()
+        if self.options.restore != "logits" or self.options.logits_dir is not None:  # every class is warped
+            return [(crop_logits, None) for crop_logits in logits.cpu().numpy()]
+        fusion = fusion.float().permute(0, 2, 3, 1).cpu().numpy()
         return [(crop_logits, candidate_classes(crop_fusion))
                 for crop_logits, crop_fusion in zip(logits.cpu().numpy(), fusion, strict=True)]
 
     def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
-                logits: list[tuple[np.ndarray, np.ndarray]]) -> None:
+                logits: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
         """Restore and paste the crops of one frame, then write its outputs (in a writer thread)."""
         options, layout, frame = self.options, self.layout, camera.frames[t]
         keep_logits = options.logits_dir is not None
