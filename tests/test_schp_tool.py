@@ -190,6 +190,7 @@ def test_restore_computes_confidence_only_where_crops_overlap(mode):
 
     rng = np.random.default_rng(3)
     logits = cv2.GaussianBlur((rng.standard_normal((40, 40, 20)) * 4).astype(np.float32), (0, 0), 2)
+    logits = np.ascontiguousarray(np.moveaxis(logits, -1, 0))  # [C, H, W]
     a = make_crop(Person((0.0, 0.0, 59.0, 49.0), 0.9), 100, 60, (40, 40))
     b = make_crop(Person((50.0, 10.0, 99.0, 59.0), 0.8), 100, 60, (40, 40))
     shared_a, shared_b = crop_overlaps([a, b], 60, 100)
@@ -206,7 +207,7 @@ def test_restore_computes_confidence_only_where_crops_overlap(mode):
     np.testing.assert_array_equal(confidence[shared_a], full_confidence[shared_a])
     assert not confidence[~shared_a].any()
     if mode == "logits":  # upstream simple_extractor: argmax of the warped logits; confidence = its softmax
-        warped = logits_to_image(np.moveaxis(logits, -1, 0), a.inv_trans, a.size)
+        warped = logits_to_image(logits, a.inv_trans, a.size)
         np.testing.assert_array_equal(labels, warped.argmax(axis=0))
         softmax = np.exp(warped - warped.max(axis=0)) / np.exp(warped - warped.max(axis=0)).sum(axis=0)
         np.testing.assert_allclose(full_confidence, softmax.max(axis=0), rtol=1e-5)
@@ -225,12 +226,12 @@ def test_warping_only_the_classes_that_can_win_gives_the_same_labels(seed):
         fusion[..., cls] += 12 * cv2.GaussianBlur((rng.random((15, 15)) > 0.7).astype(np.float32), (0, 0), 1)
     classes = candidate_classes(fusion)
     assert classes[0] == 0 and 4 <= len(classes) < 20
-    logits = upsample_logits(torch.from_numpy(fusion).permute(2, 0, 1)[None], (60, 60))[0].permute(1, 2, 0).numpy()
+    logits = upsample_logits(torch.from_numpy(fusion).permute(2, 0, 1)[None], (60, 60))[0].numpy()
     box = [(5.0, 3.0, 150.0, 94.0), (0.0, 0.0, 159.0, 99.0), (100.0, 40.0, 120.0, 99.0)][seed % 3]
     crop = make_crop(Person(box, 0.9), 160, 100, (60, 60))
     nowhere = np.zeros((crop.size[1], crop.size[0]), bool)
     labels, confidence, kept = restore_crop(logits, crop, "logits", False, nowhere, classes)
-    upstream = logits_to_image(np.moveaxis(logits, -1, 0), crop.inv_trans, crop.size).argmax(axis=0)
+    upstream = logits_to_image(logits, crop.inv_trans, crop.size).argmax(axis=0)
     np.testing.assert_array_equal(labels, upstream)
     assert kept is None and not confidence.any()
     assert set(np.unique(upstream)) <= set(classes.tolist())

@@ -36,7 +36,6 @@ from ..models.schp import (
     get_palette,
     upsample_logits,
     warp_logit_channels,
-    warp_logit_groups,
     warp_to_input,
 )
 from ..parallel import BackgroundWriter, prefetch_map
@@ -101,7 +100,7 @@ def make_crop(person: Person, width: int, height: int, input_size: tuple[int, in
 
 def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, confidence_at: np.ndarray | None = None,
                  classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Bring a crop's ``[H, W, C]`` input-size logits back to the crop.
+    """Bring a crop's ``[C, H, W]`` input-size logits back to the crop.
 
     Returns ``(labels uint8 [h, w], confidence float32 [h, w], logits float32 [h, w, C] or None)``;
     the confidence is the softmax probability of the chosen label, computed where ``confidence_at``
@@ -110,15 +109,15 @@ def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, c
     confidence nor the logits are wanted; the labels are the same.
     """
     if mode == "labels":  # upstream multi-person: argmax at the input size, nearest warp of the labels
-        labels_in = logits.argmax(axis=-1).astype(np.uint8)
-        top = np.take_along_axis(logits, labels_in[..., None].astype(np.intp), axis=-1)[..., 0]
-        confidence_in = (1.0 / np.exp(logits - top[..., None]).sum(axis=-1)).astype(np.float32)
+        labels_in = logits.argmax(axis=0).astype(np.uint8)
+        top = np.take_along_axis(logits, labels_in[None].astype(np.intp), axis=0)[0]
+        confidence_in = (1.0 / np.exp(logits - top[None]).sum(axis=0)).astype(np.float32)
         warp = {"dsize": crop.size, "flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT, "borderValue": 0}
         labels = cv2.warpAffine(labels_in, crop.inv_trans, **warp)
         confidence = cv2.warpAffine(confidence_in, crop.inv_trans, **warp)
         if confidence_at is not None:
             confidence[~confidence_at] = 0
-        channels = warp_logit_channels(logits, crop.inv_trans, crop.size) if keep_logits else None
+        channels = list(warp_logit_channels(logits, crop.inv_trans, crop.size)) if keep_logits else None
     else:  # simple_extractor: bilinear warp of every class's logits, argmax at full resolution
         labels, confidence, channels = _reduce_warped(logits, crop, keep_logits, confidence_at, classes)
     return labels, confidence, np.stack(channels, axis=-1) if keep_logits else None
@@ -126,35 +125,34 @@ def restore_crop(logits: np.ndarray, crop: Crop, mode: str, keep_logits: bool, c
 
 def _reduce_warped(logits: np.ndarray, crop: Crop, keep_logits: bool, confidence_at: np.ndarray | None,
                    candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray] | None]:
-    """Labels and confidence of the warped logits, a few classes at a time: only one group of
-    full-size class maps is held (unless ``keep_logits``), and of the others only their values where
-    the confidence is wanted. Labels are numpy's ``argmax`` over classes (the first largest).
+    """Labels and confidence of the warped logits, one class at a time: only one full-size class map
+    is held (unless ``keep_logits``), and of the others only their values where the confidence is
+    wanted. Labels are numpy's ``argmax`` over classes (the first largest).
 
     When neither the confidence nor the logits are wanted, only the ``candidates`` are warped.
     """
     height, width = crop.size[1], crop.size[0]
     where = np.ones((height, width), bool) if confidence_at is None else confidence_at
     wanted = bool(where.any())
-    classes = np.arange(logits.shape[-1])
+    classes = np.arange(logits.shape[0])
     if not wanted and not keep_logits and candidates is not None and len(candidates) < len(classes):
         classes = candidates
-        logits = logits[..., classes]
+        logits = logits[classes]
     labels, top = np.zeros((height, width), np.uint8), None
     kept: list[np.ndarray] | None = [] if keep_logits else None
     shared: list[np.ndarray] = []  # each class's logits where the confidence is wanted
-    index = iter(classes.tolist())
-    for group in warp_logit_groups(logits, crop.inv_trans, crop.size):
-        for channel, label in zip(group, index, strict=False):
-            if top is None:
-                top = channel.copy()
-                labels[:] = label
-            else:
-                labels[channel > top] = label
-                np.maximum(top, channel, out=top)
-            if wanted:
-                shared.append(channel[where])
+    for label, channel in zip(classes.tolist(), warp_logit_channels(logits, crop.inv_trans, crop.size), strict=True):
+        if top is None:
+            top = channel.copy() if keep_logits else channel
+            labels[:] = label
+        else:  # classes come in increasing order: where this one is larger, max(labels, label) is label
+            wins = cv2.compare(channel, top, cv2.CMP_GT)  # 255 where larger, 0 elsewhere (and for NaN)
+            cv2.max(labels, cv2.min(wins, label), dst=labels)
+            cv2.max(top, channel, dst=top)
+        if wanted:
+            shared.append(channel[where])
         if kept is not None:
-            kept.extend(group)
+            kept.append(channel)
     confidence = np.zeros((height, width), np.float32)
     if wanted:
         peak = top[where]
@@ -248,9 +246,9 @@ class _Parsing:
                            for p in suppress_covered(people)]
             crops.append(frame_crops)
             for crop in frame_crops:
-                x0, y0, x1, y1 = crop.box
-                bgr = np.ascontiguousarray(image[y0:y1 + 1, x0:x1 + 1, ::-1])
-                inputs.append(warp_to_input(bgr, crop.trans, self.label_set.input_size))
+                x0, y0, x1, y1 = crop.box  # warped as RGB, then BGR (OpenCV warps channels alike)
+                rgb = image[y0:y1 + 1, x0:x1 + 1]
+                inputs.append(warp_to_input(rgb, crop.trans, self.label_set.input_size)[..., ::-1])
         logits: list[np.ndarray] = []
         run_with_backoff(inputs, size=len, split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
                          forward=lambda work: logits.extend(self._parse(work)), limit=self.limit,
@@ -266,21 +264,21 @@ class _Parsing:
         self.report.frames_processed += len(items)
 
     def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[H, W, C]`` float32)
-        and the classes that can win in it (see :func:`candidate_classes`; ``None`` where the restore
-        warps every class anyway: ``--restore labels`` or kept logits)."""
+        """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[C, H, W]`` float32)
+        and the fusion logits themselves (``[h, w, C]``, from which the writer finds the classes that can
+        win: :func:`candidate_classes`; ``None`` where the restore warps every class anyway:
+        ``--restore labels`` or kept logits)."""
         if not inputs:
             return []
         batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
         x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype, memory_format=self.memory_format)
         with torch.inference_mode():
             fusion = self.parser(x)[0][-1]
-            logits = upsample_logits(fusion.float(), self.label_set.input_size).permute(0, 2, 3, 1).contiguous()
+            logits = upsample_logits(fusion.float(), self.label_set.input_size)
         if self.options.restore != "logits" or self.options.logits_dir is not None:  # every class is warped
             return [(crop_logits, None) for crop_logits in logits.cpu().numpy()]
         fusion = fusion.float().permute(0, 2, 3, 1).cpu().numpy()
-        return [(crop_logits, candidate_classes(crop_fusion))
-                for crop_logits, crop_fusion in zip(logits.cpu().numpy(), fusion, strict=True)]
+        return list(zip(logits.cpu().numpy(), fusion, strict=True))
 
     def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
                 logits: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
@@ -288,9 +286,10 @@ class _Parsing:
         options, layout, frame = self.options, self.layout, camera.frames[t]
         keep_logits = options.logits_dir is not None
         canvas = FrameCanvas(*size, self.label_set.num_classes, keep_logits)
-        for crop, (crop_logits, classes), shared in zip(crops, logits, crop_overlaps(crops, *size), strict=True):
+        for crop, (crop_logits, fusion), shared in zip(crops, logits, crop_overlaps(crops, *size), strict=True):
+            classes = candidate_classes(fusion) if fusion is not None and not shared.any() else None
             canvas.paste(crop, *restore_crop(crop_logits, crop, options.restore, keep_logits, shared, classes))
-        mask = np.where(canvas.labels > 0, 255, 0).astype(np.uint8)
+        mask = cv2.compare(canvas.labels, 0, cv2.CMP_GT)  # 255 where a person is, 0 elsewhere
         outputs = [(options.mask_dir, ".png", lambda: encode_image(mask, ".png")),
                    (options.schp_dir, ".png", lambda: encode_label_png(canvas.labels, self.palette))]
         if keep_logits:

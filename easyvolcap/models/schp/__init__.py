@@ -10,7 +10,6 @@ from .transforms import (
     normalize,
     upsample_logits,
     warp_logit_channels,
-    warp_logit_groups,
     warp_to_input,
 )
 
@@ -30,6 +29,5 @@ __all__ = [
     "schp_resnet101",
     "upsample_logits",
     "warp_logit_channels",
-    "warp_logit_groups",
     "warp_to_input",
 ]

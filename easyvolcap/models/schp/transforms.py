@@ -19,7 +19,6 @@ order; ``dsize`` in :func:`logits_to_image` is ``(width, height)``, OpenCV's ord
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 
 import cv2
@@ -37,7 +36,6 @@ __all__ = [
     "normalize",
     "upsample_logits",
     "warp_logit_channels",
-    "warp_logit_groups",
     "warp_to_input",
 ]
 
@@ -105,7 +103,8 @@ def affine_transform(
 
 
 def warp_to_input(image_bgr_u8: np.ndarray, trans: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Warp an ``[h, w, 3]`` uint8 BGR image to the ``size = (height, width)`` network input.
+    """Warp an ``[h, w, 3]`` uint8 BGR image (or RGB: channels are warped alike) to the ``size = (height, width)``
+    network input.
 
     Bilinear (``INTER_LINEAR``) with a constant black border, as upstream; returns ``[H, W, 3]`` uint8.
     """
@@ -153,39 +152,17 @@ def logits_to_image(logits: np.ndarray | Tensor, inv_trans: np.ndarray, dsize: S
     """
     if isinstance(logits, Tensor):
         logits = logits.detach().cpu().numpy()
+    return np.stack(list(warp_logit_channels(logits, inv_trans, dsize)), axis=0)
+
+
+def warp_logit_channels(logits: np.ndarray, inv_trans: np.ndarray, dsize: Sequence[int]) -> Iterator[np.ndarray]:
+    """:func:`logits_to_image` one class at a time: each ``[height, width]`` map in class order, so that a
+    caller reducing them holds one at a time. One OpenCV call per class, as upstream (OpenCV's
+    multi-channel warps are no faster once their output is split, and round 2-channel images differently).
+    """
     if logits.ndim != 3:
         raise ValueError(f"logits must be [C, H, W], got shape {logits.shape}.")
-    return np.stack(warp_logit_channels(np.moveaxis(logits, 0, -1), inv_trans, dsize), axis=0)
-
-
-def warp_logit_channels(logits_hwc: np.ndarray, inv_trans: np.ndarray, dsize: Sequence[int]) -> list[np.ndarray]:
-    """:func:`logits_to_image` for ``[H, W, C]`` logits, as a list of ``C`` contiguous ``[height, width]`` maps."""
-    return [channel for group in warp_logit_groups(logits_hwc, inv_trans, dsize) for channel in group]
-
-
-def warp_logit_groups(logits_hwc: np.ndarray, inv_trans: np.ndarray,
-                      dsize: Sequence[int]) -> Iterator[list[np.ndarray]]:
-    """:func:`logits_to_image` for ``[H, W, C]`` logits, a few classes at a time: lists of contiguous
-    ``[height, width]`` maps, in class order (a caller that reduces them holds one group at a time).
-
-    OpenCV interpolates the channels of 1-, 3- and 4-channel float images exactly as single ones
-    (not those of 2-channel images: their code path rounds differently), so warping up to four
-    channels per call gives upstream's values (one call per channel) in a quarter of the calls.
-    """
-    if logits_hwc.ndim != 3:
-        raise ValueError(f"logits must be [H, W, C], got shape {logits_hwc.shape}.")
     size = (int(dsize[0]), int(dsize[1]))
-    for first, last in _channel_groups(logits_hwc.shape[2]):
-        group = np.ascontiguousarray(logits_hwc[:, :, first:last], dtype=np.float32)
-        warped = cv2.warpAffine(group, inv_trans, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                borderValue=0)
-        yield list(cv2.split(warped)) if warped.ndim == 3 else [warped]
-
-
-def _channel_groups(count: int) -> list[tuple[int, int]]:
-    """``[first, last)`` ranges covering ``count`` channels in groups of 4, 3 or 1 channels (never 2)."""
-    sizes = [4] * (count // 4) + ([count % 4] if count % 4 else [])
-    if sizes and sizes[-1] == 2:
-        sizes[-2:] = [3, 3] if len(sizes) > 1 else [1, 1]
-    bounds = np.cumsum([0, *sizes]).tolist()
-    return list(itertools.pairwise(bounds))
+    for channel in logits:
+        yield cv2.warpAffine(np.ascontiguousarray(channel, dtype=np.float32), inv_trans, size, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
