@@ -27,7 +27,7 @@ def combined(bkgd_rows: list[dict], matting_rows: list[dict]) -> str:
     def mb(value: float | None) -> str:
         return "-" if value is None else f"{value / 2**20:.0f}MB"
 
-    rows = [("background", r["method"], "cpu", f"{r['width']}x{r['height']}", f"1 x {r['frames']}", "-",
+    rows = [("background", r["method"], "cpu", f"{r['width']}x{r['height']}", f"{r['cameras']} x {r['frames']}", "-",
              num(r["rate"]), "-", "-", num(r["baseline_rate"]), num(r["speedup"], "x"), mb(r["peak_rss"]),
              mb(r["baseline_rss"]), "-") for r in bkgd_rows]
     rows += [(r["tool"], f"{r['variant']} ({r['group']})", r["device"][:12], r["resolution"],
@@ -54,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
 
     bkgd_args = backgrounds.build_parser().parse_args(
-        ["--frames", "10", "--height", "540", "--width", "960"] if args.quick else [])  # else its defaults
-    bkgd_rows = backgrounds.run(bkgd_args.frames, bkgd_args.height, bkgd_args.width, repeat=bkgd_args.repeat)
+        ["--rows", "1x10", "--height", "540", "--width", "960"] if args.quick else [])  # else its defaults
+    bkgd_rows = backgrounds.run(bkgd_args.rows, bkgd_args.height, bkgd_args.width, repeat=bkgd_args.repeat)
     print()
     matting_args = matting.build_parser().parse_args(
         [flag for flag, on in (("--quick", args.quick), ("--resnet", args.resnet), ("--4k", args.four_k)) if on]

@@ -65,6 +65,17 @@ def test_mean_equals_brute_force_reference(scene, jump, dilation):
         assert np.array_equal(got[..., 3], np.where(count > 0, 255, 0))
 
 
+def test_float64_sums_for_long_runs_give_the_same_background(scene, monkeypatch):
+    """Past the frame count where float32 sums stop being exact the mean is summed in float64: same bytes."""
+    import easyvolcap.runners.backgrounds as runner
+
+    assert run(scene, "--jump", "1", "--dilation", "3") == 0
+    float32 = {c: (scene / "bkgd" / f"{c}.png").read_bytes() for c in ("00", "01", "02")}
+    monkeypatch.setattr(runner, "_FLOAT32_MEAN_FRAMES", 0)
+    assert run(scene, "--jump", "1", "--dilation", "3", "--overwrite") == 0
+    assert {c: (scene / "bkgd" / f"{c}.png").read_bytes() for c in ("00", "01", "02")} == float32
+
+
 def test_median_equals_numpy_nanmedian_and_bands_change_nothing(scene, capsys):
     assert run(scene, "--jump", "1", "--dilation", "3", "--method", "median") == 0
     assert run(scene, "--jump", "1", "--dilation", "3", "--method", "median", "--max_memory", "40K",

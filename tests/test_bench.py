@@ -41,3 +41,33 @@ def test_tool_model_and_loop_workloads(tmp_path, tool):
     assert len(list((root / "bench_masks" / "00").iterdir())) == 2
     loop = workload({**spec, "mode": "loop", "mask_dir": "loop_masks"})["loop"]
     assert loop["images"] == 2 and len(list((root / "loop_masks" / "00").iterdir())) == 2
+
+
+def test_background_bench_measures_every_camera(tmp_path):
+    """The background rows: the tool and the camera-by-camera baseline both run on a 2-camera dataset
+    the bench writes, and the baseline's output is the tool's mean background (same pixels seen)."""
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import backgrounds as bench_backgrounds
+    finally:
+        sys.path.remove(str(BENCH))
+    assert bench_backgrounds.parse_row("4x10") == (4, 10)
+    with pytest.raises(Exception, match="CAMERASxFRAMES"):
+        bench_backgrounds.parse_row("4 cameras")
+    lines: list[str] = []
+    rows = bench_backgrounds.run([(2, 3)], 24, 32, echo=lines.append, repeat=1)
+    assert [(r["cameras"], r["frames"], r["method"]) for r in rows] == [(2, 3, "mean"), (2, 3, "median")]
+    assert all(r["rate"] > 0 and r["baseline_rate"] > 0 and r["peak_rss"] > 0 for r in rows)
+    assert len(lines) == 4 and "2 x 3" in lines[2]
+
+    root = bench_backgrounds.make_dataset(tmp_path / "d", 3, 24, 32, cameras=2)
+    bench_backgrounds.baseline(root)
+    subprocess.run([sys.executable, str(BENCH / "backgrounds.py"), "--child", "tool", str(root), "mean"],
+                   check=True, capture_output=True, timeout=300)
+    for camera in ("cam00", "cam01"):
+        ours = cv2.imread(str(root / "bench" / f"{camera}.png"), cv2.IMREAD_UNCHANGED)[..., :3]
+        theirs = cv2.imread(str(root / f"baseline_{camera}.png"))
+        assert np.abs(ours.astype(int) - theirs).max() <= 1  # float32 sums in the baseline round alike

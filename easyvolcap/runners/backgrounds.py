@@ -30,6 +30,10 @@ __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", 
 
 METHODS = ("mean", "median")
 _MEDIAN_BYTES_PER_SAMPLE = 12  # uint8 pixel + uint16 sort key and sort scratch, per channel sample
+# Below this many frames float32 sums of 8-bit values are exact (< 2**24) and their quotients round
+# to the same integers as float64's (a quotient off k + 1/2 is off by >= 1 / (2 * frames), more than
+# float32's error below 256): the mean is accumulated in half the memory.
+_FLOAT32_MEAN_FRAMES = 65535
 
 
 @dataclass(frozen=True)
@@ -143,14 +147,16 @@ class _CameraJob:
                 self.tick(1)
 
     def mean(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(background float64 (H, W, 3), count (H, W))``, accumulated one frame at a time (float64
-        sums of integers: exact)."""
-        total = np.zeros((*self.size, 3), np.float64)
+        """``(background uint8 (H, W, 3), count (H, W))``: the mean rounded half to even (0 where never
+        seen), accumulated one frame at a time in exact sums."""
+        dtype = np.float32 if len(self.frames) <= _FLOAT32_MEAN_FRAMES else np.float64
+        total = np.zeros((*self.size, 3), dtype)
         count = np.zeros(self.size, np.uint32)
         for image, background in self._loaded():
             cv2.accumulate(image, total, mask=background.view(np.uint8))
             count += background
-        return total / np.maximum(count, 1)[..., None], count
+        divisor = np.maximum(count, 1).astype(dtype)
+        return cv2.divide(total, cv2.merge([divisor] * 3), dtype=cv2.CV_8U), count
 
     def median(self) -> tuple[np.ndarray, np.ndarray]:
         """``(background float64 (H, W, 3), count (H, W))``, band by band within the budget."""
@@ -168,17 +174,19 @@ class _CameraJob:
     def run(self) -> float:
         """Compute and write the background; returns the hole fraction before filling."""
         options = self.options
-        background, count = self.median() if options.method == "median" else self.mean()
+        if options.method == "median":
+            median, count = self.median()
+            image = np.rint(np.nan_to_num(median)).astype(np.uint8)  # NaN where never seen: 0, as the mean
+        else:
+            image, count = self.mean()
         holes = count == 0
-        if options.method == "median":  # NaN where never seen; the mean is 0 there already
-            background = np.nan_to_num(background)
-        image = np.rint(background).astype(np.uint8)
-        alpha = np.where(holes, 0, 255).astype(np.uint8)
-        if options.fill_holes and holes.any():
-            image = cv2.inpaint(image, holes.astype(np.uint8), 5, cv2.INPAINT_TELEA)
-            alpha[:] = 255
-        if options.ext.lower() == ".png":
-            image = np.dstack([image, alpha])
+        filled = options.fill_holes and bool(holes.any())
+        if filled:
+            image = cv2.inpaint(image, holes.view(np.uint8), 5, cv2.INPAINT_TELEA)
+        if options.ext.lower() == ".png":  # alpha: 255 where seen (or filled), 0 in holes
+            image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+            if not filled:
+                image[..., 3][holes] = 0
         write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality)
         return float(holes.mean())
 
