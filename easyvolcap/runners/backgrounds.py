@@ -123,6 +123,7 @@ class _CameraJob:
     def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
                  memory: int, readers: int = 1) -> None:
         self.layout, self.camera, self.options = layout, camera, options
+        self.threads = readers  # this camera's share of the workers: its PNG is compressed in parallel too
         self.readers = 1 if camera.video is not None else readers  # a video decodes forward: one reader
         self.frames = camera.frames[::options.jump]
         self.size = height, width = camera_size(camera)
@@ -155,8 +156,10 @@ class _CameraJob:
         for image, background in self._loaded():
             cv2.accumulate(image, total, mask=background.view(np.uint8))
             count += background
-        divisor = np.maximum(count, 1).astype(dtype)
-        return cv2.divide(total, cv2.merge([divisor] * 3), dtype=cv2.CV_8U), count
+        divisor = count.astype(dtype)
+        np.maximum(divisor, 1, out=divisor)
+        np.divide(total, divisor[..., None], out=total)  # in place: no fresh pages to fault in
+        return cv2.convertScaleAbs(total), count  # rounded half to even, as numpy's rint
 
     def median(self) -> tuple[np.ndarray, np.ndarray]:
         """``(background float64 (H, W, 3), count (H, W))``, band by band within the budget."""
@@ -187,7 +190,8 @@ class _CameraJob:
             image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
             if not filled:
                 image[..., 3][holes] = 0
-        write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality)
+        write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality,
+                    self.threads)
         return float(holes.mean())
 
 
