@@ -28,6 +28,7 @@ _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> gray, RGB, RGBA
 _PNG_PART_BYTES = 1 << 20  # filtered bytes per deflate part
+_PNG_IDAT_BYTES = 1 << 30  # a chunk holds less than 2**31 bytes: the zlib stream is split across IDAT chunks
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -132,7 +133,8 @@ def encode_png(image: np.ndarray, threads: int = 1) -> bytes:
         deflated, adler = [deflate(part) for part in range(parts)], zlib.adler32(filtered)
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
     idat = b"".join([b"\x78\x01", *deflated, struct.pack(">I", adler)])  # zlib stream: deflate, fastest level
-    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b"")])
+    chunks = [_png_chunk(b"IDAT", idat[i:i + _PNG_IDAT_BYTES]) for i in range(0, len(idat), _PNG_IDAT_BYTES)]
+    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header), *chunks, _png_chunk(b"IEND", b"")])
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -13,7 +13,7 @@ from easyvolcap.cli.backgrounds import main, memory_size
 from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import read_rgb
-from easyvolcap.runners.backgrounds import masked_median, read_background_mask
+from easyvolcap.runners.backgrounds import masked_median, read_background_mask, rounded_mean
 
 SIZE = (48, 64)
 
@@ -74,6 +74,23 @@ def test_float64_sums_for_long_runs_give_the_same_background(scene, monkeypatch)
     monkeypatch.setattr(runner, "_FLOAT32_MEAN_FRAMES", 0)
     assert run(scene, "--jump", "1", "--dilation", "3", "--overwrite") == 0
     assert {c: (scene / "bkgd" / f"{c}.png").read_bytes() for c in ("00", "01", "02")} == float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rounded_mean_rounds_as_float64_rint_near_every_half(dtype):
+    """Sums at and around k + 1/2 of every count: float32 sums (the tool's below 65536 frames) and float64
+    ones (beyond, e.g. 65537 frames of 128 and 129 averaging 128.5000076) round as float64's rint."""
+    counts = np.array([1, 2, 3, 7, 10, 255, 256, 4097, 65535] + ([65537, 2**20 + 1] if dtype == np.float64 else []))
+    rng = np.random.default_rng(0)
+    k = rng.integers(0, 255, (len(counts), 64))
+    sums = (2 * k + 1) * counts[:, None] // 2 + rng.integers(-2, 3, (len(counts), 64))  # at and near k + 1/2
+    sums = np.clip(sums, 0, 255 * counts[:, None])
+    total = np.repeat(sums[..., None], 3, axis=-1).astype(dtype)
+    count = np.repeat(counts[:, None], 64, axis=1).astype(np.uint32)
+    want = np.rint(sums / counts[:, None]).astype(np.uint8)
+    got = rounded_mean(total.copy(), count)
+    assert np.array_equal(got, np.repeat(want[..., None], 3, axis=-1))
+    assert rounded_mean(np.zeros((2, 2, 3), dtype), np.zeros((2, 2), np.uint32)).max() == 0  # never seen: 0
 
 
 def test_median_equals_numpy_nanmedian_and_bands_change_nothing(scene, capsys):

@@ -120,14 +120,16 @@ def test_png_encoder_round_trips_through_opencv_and_pillow(shape):
 
 
 def test_png_parts_join_into_one_stream(monkeypatch):
-    """Many small deflate parts (one per row or so) still make one valid zlib stream."""
+    """Many small deflate parts (one per row or so) still make one valid zlib stream, in many IDAT chunks."""
     import easyvolcap.image_io as image_io
 
     monkeypatch.setattr(image_io, "_PNG_PART_BYTES", 64)
+    monkeypatch.setattr(image_io, "_PNG_IDAT_BYTES", 100)  # and the stream split across many IDAT chunks
     image = np.random.default_rng(0).integers(0, 256, (50, 31, 3), dtype=np.uint8)
     data = encode_png(image, threads=3)
-    assert data == encode_png(image) and data != encode_png(image[:, :, ::-1])
+    assert data == encode_png(image) and data != encode_png(image[:, :, ::-1]) and data.count(b"IDAT") > 10
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), image[..., ::-1])
 
 
 def test_png_encoder_refuses_what_png_cannot_hold():

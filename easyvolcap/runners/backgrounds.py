@@ -26,7 +26,7 @@ from ..progress import progress_bar
 from .common import camera_size, clear_stale_temp_files, read_frame
 
 __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
-           "run_backgrounds"]
+           "rounded_mean", "run_backgrounds"]
 
 METHODS = ("mean", "median")
 _MEDIAN_BYTES_PER_SAMPLE = 12  # uint8 pixel + uint16 sort key and sort scratch, per channel sample
@@ -117,6 +117,16 @@ def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, n
     return median, count
 
 
+def rounded_mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``total / max(count, 1)`` rounded half to even, as uint8 ``(H, W, 3)``; computed in place in
+    ``total`` (``(H, W, 3)`` float32 or float64 sums; ``count`` ``(H, W)``), which needs no fresh pages."""
+    divisor = count.astype(total.dtype)
+    np.maximum(divisor, 1, out=divisor)
+    np.divide(total, divisor[..., None], out=total)
+    np.rint(total, out=total)
+    return total.astype(np.uint8)
+
+
 class _CameraJob:
     """Builds one camera's background."""
 
@@ -156,10 +166,7 @@ class _CameraJob:
         for image, background in self._loaded():
             cv2.accumulate(image, total, mask=background.view(np.uint8))
             count += background
-        divisor = count.astype(dtype)
-        np.maximum(divisor, 1, out=divisor)
-        np.divide(total, divisor[..., None], out=total)  # in place: no fresh pages to fault in
-        return cv2.convertScaleAbs(total), count  # rounded half to even, as numpy's rint
+        return rounded_mean(total, count), count
 
     def median(self) -> tuple[np.ndarray, np.ndarray]:
         """``(background float64 (H, W, 3), count (H, W))``, band by band within the budget."""
