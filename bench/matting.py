@@ -22,8 +22,9 @@ its peak RSS (``ru_maxrss``) is its own: this process never imports torch, whose
 would otherwise inherit in ``ru_maxrss``. Rates are of the steady state: one-time setup is run
 untimed first. Tool and model-only runs alternate within a process (two of each), so that a
 machine whose speed drifts slows both alike; the loop gets two timed runs too; the fastest of each
-kind is kept (over ``--repeat`` processes too). The machine may be shared: each measurement waits for other processes to go quiet
-and is run again if they were busy meanwhile (a ``*`` marks a row they disturbed all the same).
+kind is kept (over ``--repeat`` processes too). The machine may be shared: each measurement waits
+for other processes to go quiet and is run again if they were busy meanwhile (a ``*`` marks a row
+they disturbed all the same).
 Weights are synthesized from the official key layouts (``tests/parity/*.keys.json``), the same
 every run.
 """
