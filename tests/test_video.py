@@ -87,7 +87,7 @@ def test_backgrounds_from_videos(videos, capsys):
     from easyvolcap.runners.backgrounds import BackgroundOptions, _CameraJob
 
     layout = DatasetLayout.discover(videos, "videos")
-    job = _CameraJob(layout, layout.cameras[0], BackgroundOptions(), 2**30, readers=4)
+    job = _CameraJob(layout, layout.cameras[0], BackgroundOptions(), 2**30, threads=4)
     assert job.readers == 1  # a video decodes forward: parallel readers would restart it over and over
 
 

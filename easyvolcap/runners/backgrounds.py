@@ -131,10 +131,10 @@ class _CameraJob:
     """Builds one camera's background."""
 
     def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
-                 memory: int, readers: int = 1) -> None:
+                 memory: int, threads: int = 1) -> None:
         self.layout, self.camera, self.options = layout, camera, options
-        self.threads = readers  # this camera's share of the workers: its PNG is compressed in parallel too
-        self.readers = 1 if camera.video is not None else readers  # a video decodes forward: one reader
+        self.threads = threads  # this camera's share of the workers: frame readers, PNG compression
+        self.readers = 1 if camera.video is not None else threads  # a video decodes forward: one reader
         self.frames = camera.frames[::options.jump]
         self.size = height, width = camera_size(camera)
         self.tick: Callable[[int], None] = lambda n: None
@@ -222,8 +222,8 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
             jobs.append(camera)
     clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
     parallel = max(1, min(options.workers, len(jobs)))
-    readers = max(1, options.workers // parallel)  # fewer cameras than workers: read frames in parallel too
-    work = [_CameraJob(layout, camera, options, options.max_memory // parallel, readers) for camera in jobs]
+    threads = max(1, options.workers // parallel)  # fewer cameras than workers: each camera gets several
+    work = [_CameraJob(layout, camera, options, options.max_memory // parallel, threads) for camera in jobs]
     with progress_bar(sum(job.steps for job in work), "bkgd", progress) as bar, \
             ThreadPoolExecutor(max_workers=parallel) as pool:
         for job in work:
