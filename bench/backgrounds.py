@@ -72,14 +72,11 @@ def child(mode: str, root: Path, method: str) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss": peak}))
 
 
-def measure(mode: str, root: Path, method: str = "mean", repeat: int = 3) -> dict:
-    """The fastest of ``repeat`` runs, each in a fresh process (short runs vary by tens of percent)."""
-    runs = []
-    for _ in range(max(1, repeat)):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, str(root), method],
-                             capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return min(runs, key=lambda r: r["seconds"])
+def measure(mode: str, root: Path, method: str = "mean") -> dict:
+    """One run in a fresh process: its seconds and peak RSS."""
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(root), method],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 HEADER = (f"{'cameras x frames':>16} {'method':>9} {'images/s':>9} {'peak RSS':>9} {'baseline i/s':>12} "
@@ -111,7 +108,7 @@ def run(shapes: list[tuple[int, int]], height: int, width: int, echo=print, repe
             runs: dict[str, list[dict]] = {"baseline": [], "mean": [], "median": []}
             for _ in range(max(1, repeat)):  # alternating: a machine whose speed drifts slows all alike
                 for kind in runs:
-                    runs[kind].append(measure("baseline" if kind == "baseline" else "tool", root, kind, 1))
+                    runs[kind].append(measure("baseline" if kind == "baseline" else "tool", root, kind))
             base = min(runs["baseline"], key=lambda r: r["seconds"])
             images = cameras * frames
             for method in ("mean", "median"):
