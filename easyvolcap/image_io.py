@@ -16,12 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import EvcError
 
 __all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "encode_png",
-           "read_gray", "read_rgb", "write_image"]
+           "image_size", "read_gray", "read_rgb", "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -31,6 +31,20 @@ _PNG_PART_BYTES = 1 << 20  # filtered bytes per deflate part
 _PNG_IDAT_BYTES = 1 << 30  # a chunk holds less than 2**31 bytes: the zlib stream is split across IDAT chunks
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header only.
+
+    Raises:
+        EvcError: the file is not a readable image.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise EvcError(f"{path}: not a readable image ({error})") from error
+    return height, width
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_sessi
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
@@ -183,7 +183,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     """
     start = time.perf_counter()
     report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
-    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     batches: list[tuple[tuple[int, int], list[Item]]] = []
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others

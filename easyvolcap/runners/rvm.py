@@ -24,7 +24,7 @@ from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_sessi
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
@@ -152,7 +152,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         if not complete:
             todo.append(camera)
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
-    sizes = {camera.name: camera_size(camera) for camera in todo}
+    sizes = {camera.name: camera.size() for camera in todo}
     clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
 
     source = FrameSource(device, sizes, options.decode)

@@ -40,7 +40,7 @@ from ..models.schp import (
 )
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, read_frame
+from .common import clear_stale_outputs
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "candidate_classes", "crop_overlaps",
            "restore_crop", "run_schp"]
@@ -336,7 +336,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     """
     start = time.perf_counter()
     report = SchpReport()
-    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
     batches: list[list[Item]] = []
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.frames_per_batch):
@@ -351,7 +351,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
 
     def read(item: Item) -> np.ndarray:
-        return read_frame(item[0], item[0].frames[item[1]], sizes[item[0].name])
+        return item[0].read_frame(item[1], sizes[item[0].name])
 
     frames = [item for batch in batches for item in batch]
     ahead = 2 * options.frames_per_batch
