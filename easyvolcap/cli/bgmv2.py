@@ -80,18 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-    from ..models.bgmv2 import MattingRefine
-    from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
+    from ..pretrained import bgmv2
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
-    from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
-    path = resolve_checkpoint(DEFAULT_CHECKPOINT, args.chkpt_path)
-    state_dict = load_checkpoint(path)
-    model = MattingRefine(identify_layout(state_dict, known_layouts(), str(path)))
-    load_strict(model, state_dict, str(path))
-    model = model.eval().to(device=device, dtype=dtype)
+    model = bgmv2(checkpoint=args.chkpt_path, device=device, dtype=dtype)
     options = Bgmv2Options(mask_dir=args.mask_dir, mask_ext=args.mask_ext, bkgd_dir=args.bkgd_dir,
                            fgr_dir=args.fgr_dir, chunk_size=args.chunk_size, batch_size=args.batch_size,
                            backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,

@@ -57,17 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace):
     """Compute every mask the flags ask for; returns the runner's report."""
-    from ..models.rvm import MattingNetwork
-    from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
+    from ..pretrained import rvm
     from ..runners.rvm import RvmOptions, run_rvm
-    from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
-    path = resolve_checkpoint(CHECKPOINTS[args.variant], args.chkpt_path)
-    model = MattingNetwork(args.variant)
-    load_strict(model, load_checkpoint(path), str(path), known_layouts())
-    model = model.eval().to(device=device, dtype=dtype)
+    model = rvm(args.variant, checkpoint=args.chkpt_path, device=device, dtype=dtype)
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers,
