@@ -143,6 +143,12 @@ class DatasetLayout:
             raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
         return cls(root, image_dir, tuple(cameras), tuple(skipped))
 
+    def merge(self, other: DatasetLayout) -> DatasetLayout:
+        """This layout with the cameras of ``other``, another shard of the same dataset, in natural order."""
+        cameras = sorted((*self.cameras, *other.cameras), key=lambda camera: natural_key(camera.name))
+        skipped = sorted((*self.skipped, *other.skipped), key=natural_key)
+        return DatasetLayout(self.root, self.image_dir, tuple(cameras), tuple(skipped))
+
     @property
     def num_frames(self) -> int:
         """Total number of input frames over all cameras."""

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from ..detectors import DETECTORS
 from . import (
     HelpFormatter,
+    Outcome,
     add_dataset_args,
     add_device_args,
     add_run_args,
     discover_layout,
     positive_int,
     prepare_device,
-    resolve_shard,
     run_main,
     with_preview,
 )
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Parse every frame the flags ask for; returns the runner's report."""
+def run(args: argparse.Namespace) -> Outcome:
+    """Parse every frame the flags ask for; returns the layout and the runner's report."""
     from ..models.schp import label_set
     from ..pretrained import person_detector, schp
     from ..runners.schp import SchpOptions, run_schp
@@ -75,16 +75,15 @@ def run(args: argparse.Namespace):
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
                           restore=args.restore, overwrite=args.overwrite, workers=args.workers)
-    return run_schp(layout, detector, parser, labels, device, dtype, options)
+    return Outcome(layout, run_schp(layout, detector, parser, labels, device, dtype, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..models.schp import get_palette, label_set
     from ..preview import label_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{TOOL}: wrote {report.frames_written} label maps to {layout.root / args.schp_dir} and masks to "
             f"{layout.root / args.mask_dir} ({len(report.cameras_processed)} cameras processed, "

@@ -66,6 +66,16 @@ class BackgroundReport:
     bands: dict[str, int] = field(default_factory=dict)  # median: bands per camera
     seconds: float = 0.0
 
+    def merge(self, other: BackgroundReport) -> BackgroundReport:
+        """This report and that of a worker that ran beside it over other cameras."""
+        self.written += other.written
+        self.complete += other.complete
+        self.frames_used += other.frames_used
+        self.hole_fraction.update(other.hole_fraction)
+        self.bands.update(other.bands)
+        self.seconds = max(self.seconds, other.seconds)
+        return self
+
 
 def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np.ndarray:
     """Where the frame shows background: ``(H, W)`` bool.

@@ -29,6 +29,7 @@ from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
+from .report import MattingReport
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -58,18 +59,17 @@ class Bgmv2Options:
 
 
 @dataclass
-class Bgmv2Report:
-    """What a run did."""
+class Bgmv2Report(MattingReport):
+    """What a BGMv2 run did, with the backbone and the refine settings used per image size."""
 
-    masks_written: int = 0
-    fgr_written: int = 0
-    frames_processed: int = 0
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)
-    empty_frames: list[tuple[str, str]] = field(default_factory=list)
     settings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # size -> (scale, pixels)
     backbone: str = ""
-    seconds: float = 0.0
+
+    def merge(self, other: Bgmv2Report) -> Bgmv2Report:
+        super().merge(other)
+        self.settings.update(other.settings)
+        self.backbone = self.backbone or other.backbone
+        return self
 
 
 def refine_settings(options: Bgmv2Options, size: tuple[int, int]) -> tuple[float, int]:

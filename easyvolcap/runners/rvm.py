@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
+from .report import MattingReport
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
@@ -45,17 +46,7 @@ class RvmOptions:
     decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
 
 
-@dataclass
-class RvmReport:
-    """What a run did."""
-
-    masks_written: int = 0
-    fgr_written: int = 0
-    frames_processed: int = 0
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)  # skipped: outputs already there
-    empty_frames: list[tuple[str, str]] = field(default_factory=list)  # (camera, frame stem)
-    seconds: float = 0.0
+RvmReport = MattingReport  # what an RVM run did
 
 
 @dataclass(frozen=True)

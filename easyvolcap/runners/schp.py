@@ -41,6 +41,7 @@ from ..models.schp import (
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_outputs
+from .report import RunReport
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "candidate_classes", "crop_overlaps",
            "restore_crop", "run_schp"]
@@ -64,16 +65,19 @@ class SchpOptions:
 
 
 @dataclass
-class SchpReport:
+class SchpReport(RunReport):
     """What a run did."""
 
     frames_written: int = 0
-    frames_processed: int = 0
     people: int = 0
     frames_without_person: list[tuple[str, str]] = field(default_factory=list)
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+
+    def merge(self, other: SchpReport) -> SchpReport:
+        super().merge(other)
+        self.frames_written += other.frames_written
+        self.people += other.people
+        self.frames_without_person += other.frames_without_person
+        return self
 
 
 @dataclass(frozen=True)
