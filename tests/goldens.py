@@ -65,7 +65,7 @@ def slim_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The slim form of one golden file's arrays (keys ``name``, ``name.u8``, ``name.same_as`` or ``name.<piece>``)."""
     out: dict[str, np.ndarray] = {}
     for index, (name, array) in enumerate(arrays.items()):
-        earlier = [other for other, value in list(arrays.items())[:index] if _identical(value, array)]
+        earlier = [other for other, value in list(arrays.items())[:index] if identical(value, array)]
         if earlier:
             out[f"{name}.same_as"] = np.asarray(earlier[0])
         elif name in U8_INPUTS:
@@ -81,7 +81,7 @@ def slim_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _identical(a: np.ndarray, b: np.ndarray) -> bool:
+def identical(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
 
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from goldens import Golden, common_path, slim_arrays
+from goldens import Golden, common_path, identical, slim_arrays
 
 HERE = Path(__file__).resolve().parent / "parity"
 # Arrays no test reads: SCHP's non-square path re-run under OpenCV 4.10 (our warp follows OpenCV 5).
@@ -36,9 +36,8 @@ def slim_family(sources: list[Path], out: Path) -> list[Path]:
     """Write the slim goldens of one family (``rvm``, ``bgmv2``, ``schp``), checked; return the files written."""
     full = {source: _read(source) for source in sources}
     first, *others = full.values()
-    common = {name: array for name, array in first.items() if others and all(
-        name in arrays and arrays[name].dtype == array.dtype and np.array_equal(arrays[name], array)
-        for arrays in others)}
+    common = {name: array for name, array in first.items()
+              if others and all(name in arrays and identical(arrays[name], array) for arrays in others)}
     written = []
     if common:
         written.append(common_path(out / sources[0].name))
