@@ -1,8 +1,8 @@
 """BGMv2 port vs. the upstream goldens: strict loading of the official key layouts, then every recorded case.
 
 Weights are the deterministic synthetic ones of ``tests/parity/bgmv2_*.keys.json`` (official key order
-and shapes); the goldens were computed by the upstream code on those weights (see
-``shared/parity/README.md``, BGMv2 section).
+and shapes); the goldens were computed by the upstream code on those weights and are kept slim (see
+``tests/parity/README.md``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from goldens import Golden
 
 from easyvolcap.errors import EvcError
 from easyvolcap.models.bgmv2 import BACKBONES, REFINE_MODES, MattingBase, MattingRefine, base_state_dict
@@ -46,12 +46,11 @@ class Fixture:
         self.refine_load = self.refine.load_state_dict(self.state_dict, strict=True)
         self.base = MattingBase(backbone).eval()
         self.base_load = self.base.load_state_dict(base_state_dict(self.state_dict), strict=True)
-        with np.load(PARITY / f"bgmv2_{backbone}.golden.npz") as golden:
-            self.golden = {name: torch.from_numpy(golden[name]) for name in golden.files}
-        self.src, self.bgr = self.golden["src"], self.golden["bgr"]  # [2, 3, 128, 160]
+        self.golden = Golden(PARITY / f"bgmv2_{backbone}.golden.npz")
+        self.src, self.bgr = self.golden.tensor("src"), self.golden.tensor("bgr")  # [2, 3, 128, 160]
 
     def check(self, key: str, actual: torch.Tensor, atol: float = ATOL) -> None:
-        torch.testing.assert_close(actual, self.golden[key], atol=atol, rtol=0, msg=lambda m: f"{key}: {m}")
+        self.golden.check(key, actual, atol)
 
 
 @pytest.fixture(scope="module", params=BACKBONES)
@@ -106,10 +105,7 @@ def test_refine(bgm: Fixture, mode: str) -> None:
         outputs = model(bgm.src, bgm.bgr)
     for name, actual in zip(REFINE_OUTPUTS, outputs, strict=True):
         key = f"{mode}_{name}"
-        if name == "ref_sm":
-            assert torch.equal(actual, bgm.golden[key]), f"{key}: refined blocks differ"
-        else:
-            bgm.check(key, actual)
+        bgm.check(key, actual, atol=0 if name == "ref_sm" else ATOL)  # the refined blocks exactly
     if mode == "sampling":  # the k largest errors, all positive in these goldens
         assert outputs[-1].sum(dim=(1, 2, 3)).tolist() == [SAMPLE_PIXELS // 16] * 2
 

@@ -1,17 +1,17 @@
 """RVM port vs. the upstream goldens: strict loading of the official key layout, then every recorded case.
 
 Weights are the deterministic synthetic ones of ``tests/parity/rvm_*.keys.json`` (official key order
-and shapes); the goldens were computed by the upstream code on those weights (see
-``shared/parity/README.md``).
+and shapes); the goldens were computed by the upstream code on those weights and are kept slim (see
+``tests/parity/README.md``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from goldens import Golden
 
 from easyvolcap.errors import EvcError
 from easyvolcap.models import MattingNetwork
@@ -34,18 +34,15 @@ class Fixture:
         self.state_dict = synth_state_dict(self.spec)
         self.model = MattingNetwork(variant).eval()
         self.load_result = self.model.load_state_dict(self.state_dict, strict=True)
-        with np.load(PARITY / f"rvm_{variant}.golden.npz") as golden:
-            self.golden = {name: torch.from_numpy(golden[name]) for name in golden.files}
-        self.src = self.golden["src"]  # [2, 4, 3, 96, 128]
+        self.golden = Golden(PARITY / f"rvm_{variant}.golden.npz")
+        self.src = self.golden.tensor("src")  # [2, 4, 3, 96, 128]
 
     def check(
         self, prefix: str, names: tuple[str, ...], outputs: list[torch.Tensor], atol: float = ATOL
     ) -> None:
         """Compare ``outputs`` with the golden arrays ``{prefix}_{name}``."""
         for name, actual in zip(names, outputs, strict=True):
-            key = f"{prefix}_{name}"
-            expected = self.golden[key]
-            torch.testing.assert_close(actual, expected, atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
+            self.golden.check(f"{prefix}_{name}", actual, atol)
 
 
 @pytest.fixture(scope="module", params=VARIANTS)

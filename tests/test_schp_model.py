@@ -2,7 +2,7 @@
 
 Weights are the deterministic synthetic ones of ``tests/parity/schp_*.keys.json`` (official key order and
 shapes, every key prefixed ``module.``); the goldens were computed by upstream ``simple_extractor`` on
-those weights (see ``shared/parity/README.md``). ResNet-101 at 473x473 is heavy on a CPU, so the LIP
+those weights and are kept slim (see ``tests/parity/README.md``). ResNet-101 at 473x473 is heavy on a CPU, so the LIP
 model runs exactly twice per session: once on the square image, once on the non-square path.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from goldens import Golden
 
 from easyvolcap.errors import EvcError
 from easyvolcap.models.schp import (
@@ -59,9 +60,8 @@ def _assert_labels_equal(actual: np.ndarray, expected: np.ndarray, margin: np.nd
 
 
 @pytest.fixture(scope="module")
-def golden() -> dict[str, np.ndarray]:
-    with np.load(PARITY / "schp_lip.golden.npz") as data:
-        return {name: data[name] for name in data.files}
+def golden() -> Golden:
+    return Golden(PARITY / "schp_lip.golden.npz")
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,7 @@ def test_load_strict_refuses_another_class_count_naming_the_shape(lip) -> None:
 
 @pytest.mark.parametrize("name", ["parsing", "fusion", "edge"])
 def test_logits_match_golden(square_outputs, golden, name: str) -> None:
-    expected = torch.from_numpy(golden[name])
-    torch.testing.assert_close(square_outputs[name], expected, atol=ATOL, rtol=0)
+    golden.check(name, square_outputs[name], ATOL)
 
 
 def test_label_473(square_outputs, golden) -> None:
@@ -151,9 +150,7 @@ def test_non_square_affine(non_square, golden) -> None:
 
 
 def test_non_square_warp(non_square, golden) -> None:
-    diff = np.abs(non_square["warped"].astype(np.int16) - golden["ns_warped_bgr_u8"].astype(np.int16))
-    assert diff.max() <= 1, f"warped input differs by up to {diff.max()} levels"
-    assert np.count_nonzero(diff) <= 64, f"{np.count_nonzero(diff)} warped values differ by 1 level"
+    golden.check("ns_warped_bgr_u8", non_square["warped"], atol=1, max_differing=64)
 
 
 def test_non_square_label(non_square, golden) -> None:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from goldens import Golden
 from PIL import Image
 from stubs import BoxDetector, ColourParser
 
@@ -30,7 +31,7 @@ def schp(root: Path, checkpoint: Path, *extra: str) -> int:
 
 
 def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, capsys):
-    golden = np.load(PARITY / "schp_lip.golden.npz")
+    golden = Golden(PARITY / "schp_lip.golden.npz")
     write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
     assert schp(tmp_path, schp_checkpoints["lip"], "--dataset", "lip", "--detector", "none",
                 "--logits_dir", "logits") == 0
@@ -50,7 +51,7 @@ def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, 
 
 
 def test_label_png_has_upstream_colours_and_indices(tmp_path, schp_checkpoints):
-    golden = np.load(PARITY / "schp_lip.golden.npz")
+    golden = Golden(PARITY / "schp_lip.golden.npz")
     write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
     assert schp(tmp_path, schp_checkpoints["lip"], "--dataset", "lip", "--detector", "none") == 0
     image = Image.open(tmp_path / "schp" / "cam" / "frame.png")
