@@ -230,8 +230,8 @@ class BatchLimit:
         """
         if self.value <= 1:
             one = self.unit.replace("s per ", " per ", 1)
-            hint = "use a smaller --downsample_ratio, another device, or --device cpu" if memory == "device" \
-                else "use a smaller --downsample_ratio, free memory, or a machine with more"
+            hint = "use another device, or --device cpu" if memory == "device" else \
+                "free memory, or use a machine with more"
             raise EvcError(f"out of {memory} memory with one {one}; {hint}")
         self.value = max(1, self.value // 2)
         if self.announced:
