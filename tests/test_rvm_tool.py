@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from stubs import RedChannelMatting
 from torch import nn
 
 from easyvolcap.cli.rvm import main
@@ -140,14 +141,6 @@ def test_cameras_with_different_frame_counts_and_names(dataset, rvm_checkpoints)
                                sorted((dataset / "images" / "00").iterdir(), key=lambda p: int(p.stem[5:])), 1.0)
     got = cv2.imread(str(dataset / "rvm" / "00" / "shot_40.png"), cv2.IMREAD_UNCHANGED)
     assert_masks_close(got, expected[4], "00/shot_40")
-
-
-class RedChannelMatting(nn.Module):
-    """A stand-in RVM: alpha is the red channel."""
-
-    def forward(self, src, r1=None, r2=None, r3=None, r4=None, downsample_ratio=1.0):
-        state = torch.zeros(src.shape[0], 1, 1, 1)
-        return [src, src[:, :, :1].clone(), state, state, state, state]
 
 
 class RecurrentMatting(nn.Module):

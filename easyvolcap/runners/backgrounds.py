@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import EvcError
-from ..image_io import read_gray, write_image
+from ..image_io import MASK_EXTENSIONS, read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from ..progress import progress_bar
@@ -220,7 +220,9 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
             report.complete.append(camera.name)
         else:
             jobs.append(camera)
-    clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
+    # before any writer starts; only this process's cameras: shards of one dataset share the folder
+    clear_stale_temp_files(layout.root / options.bkgd_dir, [f"{camera.name}{ext}" for camera in layout.cameras
+                                                             for ext in MASK_EXTENSIONS])
     parallel = max(1, min(options.workers, len(jobs)))
     threads = max(1, options.workers // parallel)  # fewer cameras than workers: each camera gets several
     work = [_CameraJob(layout, camera, options, options.max_memory // parallel, threads) for camera in jobs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,18 @@ from ..layout import Camera, DatasetLayout
 __all__ = ["clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs"]
 
 
-def clear_stale_temp_files(folder: Path) -> None:
-    """Remove temporary files that an interrupted run left behind in an output folder."""
-    if folder.is_dir():
-        for stale in folder.glob(".*.tmp"):
+def clear_stale_temp_files(folder: Path, names: Iterable[str] | None = None) -> None:
+    """Remove temporary files that an interrupted run left behind in an output folder.
+
+    ``names``: only the temporary files of these output file names (``cam01.png``), for a folder that
+    other processes write into at the same time (each owning other names); ``None``: all of them.
+    """
+    if not folder.is_dir():
+        return
+    owned = None if names is None else set(names)
+    for stale in folder.glob(".*.tmp"):
+        # atomic_write's name: "." + output name + "." + mkstemp's random letters (never a dot) + ".tmp"
+        if owned is None or stale.name[1:-len(".tmp")].rpartition(".")[0] in owned:
             stale.unlink(missing_ok=True)
 
 
