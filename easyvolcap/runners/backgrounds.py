@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ..errors import EvcError
-from ..image_io import MASK_EXTENSIONS, read_gray, write_image
+from ..image_io import MASK_EXTENSIONS, is_written, read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from ..progress import progress_bar
@@ -216,7 +216,7 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
     jobs = []
     for camera in layout.cameras:
         output = layout.root / options.bkgd_dir / f"{camera.name}{options.ext}"
-        if output.exists() and not options.overwrite:
+        if is_written(output) and not options.overwrite:
             report.complete.append(camera.name)
         else:
             jobs.append(camera)

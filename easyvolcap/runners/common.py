@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..image_io import write_image
+from ..image_io import is_written, write_image
 from ..layout import Camera, DatasetLayout
 
 __all__ = ["clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs"]
@@ -58,7 +58,7 @@ def emit_mattes(layout: DatasetLayout, options, writer, report, items: list[tupl
         paths = matte_outputs(layout, options, camera, t)
         for path, image, counter in zip(paths, (alpha[i], None if fgr is None else fgr[i]),
                                         ("masks_written", "fgr_written"), strict=False):
-            if options.overwrite or not path.exists():
+            if options.overwrite or not is_written(path):
                 writer.submit(write_image, path, image, options.quality)
                 setattr(report, counter, getattr(report, counter) + 1)
     report.frames_processed += len(items)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..detectors import Detector, Person, expand_box, suppress_covered
 from ..errors import EvcError
-from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy
+from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy, is_written
 from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
 from ..layout import Camera, DatasetLayout
 from ..models.schp import (
@@ -319,7 +319,7 @@ class _Parsing:
         written = False
         for out_dir, ext, encode in outputs:
             path = layout.output_path(out_dir, camera.name, frame, ext)
-            if options.overwrite or not path.exists():
+            if options.overwrite or not is_written(path):
                 atomic_write(path, encode())
                 written = True
         if written:
@@ -363,11 +363,11 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.frames_per_batch):
             batch = [(camera, t) for t in range(t0, min(t0 + options.frames_per_batch, len(camera)))]
-            if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
+            if options.overwrite or not all(is_written(p) for item in batch for p in _outputs(layout, options, item)):
                 batches.append(batch)
     busy = {camera.name for batch in batches for camera, _ in batch}
     for camera in layout.cameras:
-        done = camera.name not in busy or all(p.exists() for t in range(len(camera))
+        done = camera.name not in busy or all(is_written(p) for t in range(len(camera))
                                               for p in _outputs(layout, options, (camera, t)))
         (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
