@@ -7,6 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from stubs import ColourParser, RedChannelMatting
@@ -109,13 +111,20 @@ def test_matting_shards_union_is_byte_identical(data, tool, rvm_checkpoints, bgm
 
 
 def test_two_devices_write_what_one_device_writes(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
-    common = matting_args("rvm", data, rvm_checkpoints, bgmv2_checkpoints)
+    """``--device cpu,cpu`` writes the same files as ``--device cpu``, up to CPU rounding: each worker
+    runs with fewer threads, and oneDNN's kernels then split their sums differently, which can move a
+    mask by one level at rare pixels (see the readme's Scaling out)."""
+    common = [*matting_args("rvm", data, rvm_checkpoints, bgmv2_checkpoints), "--mask_ext", ".png"]
     assert rvm.main([*common, "--device", "cpu", "--mask_dir", "one"]) == 0
     capsys.readouterr()
     assert rvm.main([*common, "--device", "cpu,cpu", "--mask_dir", "two"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith(f"rvm: wrote 20 masks to {data / 'two'} (5 cameras processed")
-    assert list(outputs(data, ("one",)).values()) == list(outputs(data, ("two",)).values())
+    one, two = outputs(data, ("one",)), outputs(data, ("two",))
+    assert [name.split("/", 1)[1] for name in one] == [name.split("/", 1)[1] for name in two]
+    for a, b in zip(one.values(), two.values(), strict=True):
+        a, b = (cv2.imdecode(np.frombuffer(x, np.uint8), cv2.IMREAD_UNCHANGED).astype(int) for x in (a, b))
+        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
 
 
 def test_a_failing_worker_is_one_line_naming_its_device(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
