@@ -18,8 +18,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import EvcError
 from .png import encode_png
 
-__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy",
-           "image_size", "read_gray", "read_rgb", "write_image"]
+__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "image_size",
+           "is_written", "read_gray", "read_rgb", "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -129,6 +129,8 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
 
     A reader never sees a partial file, and an existing ``path`` is replaced only by a complete one.
+    The data is synced to disk before the rename, so a power loss cannot leave a renamed but empty or
+    truncated file (the callers write from background threads: the sync waits there, not in the model).
 
     Raises:
         EvcError: the folder cannot be created or written (permissions, disk full).
@@ -143,12 +145,23 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs get the usual mode
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # the data is on disk before the name is: no empty file after a power loss
         os.replace(tmp, path)
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise EvcError(f"{path}: cannot write ({error.strerror or error})") from error
         raise
+
+
+def is_written(path: str | Path) -> bool:
+    """Whether ``path`` is a finished output: it exists and is not empty (a zero-length file, which a
+    crash of a system without synced writes can leave, counts as missing and is redone)."""
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:
+        return False
 
 
 def write_image(path: str | Path, image: np.ndarray, quality: int = 85, threads: int = 1) -> None:

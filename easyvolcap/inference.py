@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -17,8 +18,8 @@ from torch import nn
 
 from .errors import EvcError
 
-__all__ = ["BatchLimit", "alpha_to_uint8", "empty_masks", "inference_session", "is_out_of_memory", "keep_freed_memory",
-           "pick_device", "pick_dtype", "run_with_backoff", "to_device_batch"]
+__all__ = ["BatchLimit", "alpha_to_uint8", "empty_masks", "exhausted_memory", "inference_session", "is_out_of_memory",
+           "keep_freed_memory", "pick_device", "pick_dtype", "run_with_backoff", "split_list", "to_device_batch"]
 
 W = TypeVar("W")
 
@@ -190,56 +191,100 @@ def empty_masks(alpha: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
     return empty
 
 
+def exhausted_memory(error: BaseException) -> str | None:
+    """Which memory ``error`` says ran out: ``"device"`` (CUDA), ``"host"`` (the CPU allocator, or
+    Python's and NumPy's ``MemoryError``), or ``None`` when it is another error."""
+    if isinstance(error, MemoryError):
+        return "host"
+    if not isinstance(error, RuntimeError):
+        return None
+    text = str(error)
+    if "DefaultCPUAllocator" in text or "can't allocate memory" in text:
+        return "host"
+    if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        return "device"
+    return None
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a device out-of-memory error."""
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+    """Whether ``error`` is an out-of-memory error, of the device or of the host."""
+    return exhausted_memory(error) is not None
 
 
 class BatchLimit:
-    """The number of images per forward pass; halved on out-of-memory, announced once."""
+    """The number of items (``unit``, e.g. images per forward pass) per pass; halved on out-of-memory,
+    announced once."""
 
-    def __init__(self, value: int) -> None:
+    def __init__(self, value: int, unit: str = "images per forward pass", flag: str = "--batch_size") -> None:
         if value < 1:
-            raise EvcError(f"--batch_size {value}: must be at least 1")
-        self.value = value
+            raise EvcError(f"{flag} {value}: must be at least 1")
+        self.value, self.unit = value, unit
         self.announced = False
 
-    def halve(self) -> str | None:
-        """Halve the limit after an OOM; returns a message the first time, raises at 1 image.
+    def halve(self, memory: str = "device") -> str | None:
+        """Halve the limit after running out of ``memory`` (``device`` or ``host``); returns a message
+        the first time, raises at 1.
 
         Raises:
-            EvcError: one image per pass already runs out of memory.
+            EvcError: one item per pass already runs out of memory.
         """
         if self.value <= 1:
-            raise EvcError("out of device memory with one image per forward pass; "
-                           "use a smaller --downsample_ratio, another device, or --device cpu")
+            one = self.unit.replace("s per ", " per ", 1)
+            hint = "use another device, or --device cpu" if memory == "device" else \
+                "free memory, or use a machine with more"
+            raise EvcError(f"out of {memory} memory with one {one}; {hint}")
         self.value = max(1, self.value // 2)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
         if self.announced:
             return None
         self.announced = True
-        return f"out of device memory: lowering the batch to {self.value} images per pass"
+        return f"out of {memory} memory: lowering the batch to {self.value} {self.unit}"
+
+
+def split_list(work: list, size: int) -> Iterator[list]:
+    """``work`` in consecutive pieces of at most ``size`` items."""
+    return (work[start:start + size] for start in range(0, len(work), size))
 
 
 def run_with_backoff(work: W, size: Callable[[W], int], split: Callable[[W, int], Iterable[W]],
                      forward: Callable[[W], None], limit: BatchLimit, warn: Callable[[str], None]) -> None:
-    """Run ``forward(work)`` in pieces of at most ``limit.value`` images, halving the limit on OOM.
+    """Run ``forward(work)`` in pieces of at most ``limit.value`` items, halving the limit on out-of-memory.
 
-    ``split(work, n)`` cuts ``work`` into pieces of at most ``n`` images, in the order they must run.
-    After an out-of-memory error the same piece is retried under the lower limit; ``warn`` gets the
-    announcement once.
+    ``split(work, n)`` cuts ``work`` into pieces of at most ``n`` items, in the order they must run.
+    After an out-of-memory error of the device or of the host (the CPU allocator) the same piece is
+    retried under the lower limit; ``warn`` gets the announcement once. The retry starts only after
+    the failed attempt is gone: its exception and traceback (which hold every local of the failed
+    pass, its activations among them) are dropped, reference cycles collected and CUDA's cached
+    blocks released, so the smaller pass does not compete with the dead one for memory.
     """
     if size(work) > limit.value:
         for piece in split(work, limit.value):
             run_with_backoff(piece, size, split, forward, limit, warn)
         return
+    memory = _attempt(forward, work)
+    if memory is None:
+        return
+    _release_memory()  # outside the except block: nothing holds the failed attempt any more
+    message = limit.halve(memory)
+    if message:
+        warn(message)
+    run_with_backoff(work, size, split, forward, limit, warn)
+
+
+def _attempt(forward: Callable[[W], None], work: W) -> str | None:
+    """``forward(work)``; returns which memory ran out (see :func:`exhausted_memory`), or ``None`` on
+    success. Other errors propagate. Leaving the ``except`` block drops the exception and its traceback."""
     try:
         forward(work)
-    except RuntimeError as error:
-        if not is_out_of_memory(error):
+    except (RuntimeError, MemoryError) as error:
+        memory = exhausted_memory(error)
+        if memory is None:
             raise
-        message = limit.halve()
-        if message:
-            warn(message)
-        run_with_backoff(work, size, split, forward, limit, warn)
+        return memory
+    return None
+
+
+def _release_memory() -> None:
+    """Free what a failed pass left: objects kept only by reference cycles, then CUDA's cached blocks."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

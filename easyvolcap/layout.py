@@ -8,6 +8,7 @@ never by string replacement on an input path.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,18 +18,21 @@ from .errors import EvcError
 from .image_io import image_size, read_rgb
 from .video import VIDEO_EXTENSIONS, count_frames, open_video
 
-__all__ = ["IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
+__all__ = ["IMAGE_EXTENSIONS", "OTHER_IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+OTHER_IMAGE_EXTENSIONS = (".bmp", ".tif", ".tiff", ".webp")  # images in camera folders that are not read
 
 
-def _camera(name: str, source: Path, extensions: tuple[str, ...]) -> Camera:
-    """A camera from its folder of images, or from a video file."""
+def _camera(name: str, source: Path, extensions: tuple[str, ...], unread: Counter[str]) -> Camera:
+    """A camera from its folder of images, or from a video file; counts image files of types that are
+    not read (``.bmp``, ``.tif``, ...) in ``unread``, by type."""
     if source.is_file():
         count = count_frames(source)
         return Camera(name, tuple(source.with_suffix("") / f"{i:06d}.png" for i in range(count)), video=source)
-    frames = tuple(sorted((p for p in source.iterdir() if p.is_file() and p.suffix.lower() in extensions
-                           and not p.name.startswith(".")), key=lambda p: natural_key(p.name)))
+    files = [p for p in source.iterdir() if not p.name.startswith(".") and p.is_file()]
+    unread.update(p.suffix.lower() for p in files if p.suffix.lower() in OTHER_IMAGE_EXTENSIONS)
+    frames = tuple(sorted((p for p in files if p.suffix.lower() in extensions), key=lambda p: natural_key(p.name)))
     stems = [frame.stem for frame in frames]
     if len(set(stems)) != len(stems):
         twin = next(stem for stem in stems if stems.count(stem) > 1)
@@ -93,6 +97,7 @@ class DatasetLayout:
     image_dir: str
     cameras: tuple[Camera, ...]
     skipped: tuple[str, ...] = ()  # cameras without a single image
+    unread: tuple[tuple[str, int], ...] = ()  # (type, count) of image files of other types in camera folders
 
     @classmethod
     def discover(cls, root: str | Path, image_dir: str = "images", only: list[str] | None = None,
@@ -132,16 +137,16 @@ class DatasetLayout:
         if shard is not None:
             index, count = shard
             names = names[index::count]
-        cameras, skipped = [], []
+        cameras, skipped, unread = [], [], Counter()
         for name in names:
-            camera = _camera(name, entries[name], extensions)
+            camera = _camera(name, entries[name], extensions, unread)
             if camera.frames:
                 cameras.append(camera)
             else:
                 skipped.append(name)
         if not cameras and shard is None:
             raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
-        return cls(root, image_dir, tuple(cameras), tuple(skipped))
+        return cls(root, image_dir, tuple(cameras), tuple(skipped), tuple(sorted(unread.items())))
 
     def merge(self, other: DatasetLayout) -> DatasetLayout:
         """This layout with the cameras of ``other``, another shard of the same dataset, in natural order."""

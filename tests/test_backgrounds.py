@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -14,7 +16,15 @@ from easyvolcap.cli.backgrounds import main, memory_size
 from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import read_rgb
-from easyvolcap.runners.backgrounds import masked_median, read_background_mask, rounded_mean
+from easyvolcap.layout import DatasetLayout
+from easyvolcap.runners.backgrounds import (
+    BackgroundOptions,
+    _median_memory,
+    masked_median,
+    read_background_mask,
+    rounded_mean,
+    run_backgrounds,
+)
 
 SIZE = (48, 64)
 
@@ -96,8 +106,9 @@ def test_rounded_mean_rounds_as_float64_rint_near_every_half(dtype):
 
 def test_median_equals_numpy_nanmedian_and_bands_change_nothing(scene, capsys):
     assert run(scene, "--jump", "1", "--dilation", "3", "--method", "median") == 0
-    assert run(scene, "--jump", "1", "--dilation", "3", "--method", "median", "--max_memory", "40K",
+    assert run(scene, "--jump", "1", "--dilation", "3", "--method", "median", "--max_memory", "1200K",
                "--bkgd_dir", "banded") == 0
+    assert "passes over its 12 frames" in capsys.readouterr().err  # banded indeed
     for camera in ("00", "01", "02"):
         images, seen = load_camera(scene, camera, 1, 3)
         stack = np.where(seen[..., None], images, np.nan)
@@ -189,3 +200,60 @@ def test_memory_size_parsing():
     assert memory_size("2G") == 2 << 30 and memory_size("512MiB") == 512 << 20 and memory_size("1000") == 1000
     with pytest.raises(argparse.ArgumentTypeError, match="not a memory size"):
         memory_size("lots")
+
+
+def one_camera(root: Path, frames: int, size: tuple[int, int] = (96, 128)) -> Path:
+    root = make_demo_dataset(root, cameras=1, frames=frames, size=size, odd_size=None, ext=".png")
+    shutil.copytree(root / "gt_masks", root / "mask")
+    return root
+
+
+@pytest.mark.parametrize("frames", [8, 48])
+def test_median_stays_within_its_memory_budget_across_band_counts(tmp_path, frames):
+    """Peak traced memory (numpy's arrays included) of a whole median run stays within --max_memory,
+    from one band down to one row per band: full-size results, frames in flight and the output count."""
+    root = one_camera(tmp_path / "d", frames, (32, 128))
+    layout = DatasetLayout.discover(root)
+    options = BackgroundOptions(mask_ext=".png", jump=1, method="median", workers=1, overwrite=True)
+    run_backgrounds(layout, options, False)  # imports and one-time allocations are not the median's
+    whole = (root / "bkgd" / "00.png").read_bytes()
+    bands = []
+    for rows in (1, 3, 8, 32):
+        budget = _median_memory(frames, 32, 128, 1, rows)
+        tracemalloc.start()
+        try:
+            report = run_backgrounds(layout, replace(options, max_memory=budget), False)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak <= budget, (rows, peak, budget)
+        bands.append(report.bands["00"])
+        assert (root / "bkgd" / "00.png").read_bytes() == whole
+    assert bands == [32, 11, 4, 1]
+
+
+def test_median_too_large_for_the_budget_is_refused_before_any_work(tmp_path, capsys):
+    root = one_camera(tmp_path / "d", 60)
+    args = ["--jump", "1", "--method", "median", "--workers", "1", "--no_preview"]
+    smallest = _median_memory(60, 96, 128, 1, 1)
+    assert run(root, *args, "--max_memory", "1000K") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bkgd: error: --max_memory 1000K is too small for the median of camera 00 (128x96, 60 frames at "
+                   f"--jump 1): use --max_memory {-(-smallest // 1024)}K or more, or --jump 3"]
+    assert not (root / "bkgd").exists()
+    assert run(root, *args, "--max_memory", f"{-(-smallest // 1024)}K") == 0  # the budget it names works
+    assert run(root, *args, "--max_memory", "1000K", "--jump", "3", "--bkgd_dir", "jump3") == 0  # and the --jump
+    err = capsys.readouterr().err
+    assert err.count("bkgd: warning: the median of camera 00 takes 96 passes over its 60 frames") == 1
+    assert "one pass" in err
+
+
+def test_many_passes_are_announced_once_before_starting(tmp_path, capsys):
+    root = one_camera(tmp_path / "d", 10)
+    layout = DatasetLayout.discover(root)
+    options = BackgroundOptions(mask_ext=".png", jump=1, method="median", workers=1)
+    run_backgrounds(layout, replace(options, max_memory=_median_memory(10, 96, 128, 1, 12)), False)
+    assert capsys.readouterr().err == ""  # 8 passes: said nothing
+    run_backgrounds(layout, replace(options, max_memory=_median_memory(10, 96, 128, 1, 11), overwrite=True), False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "takes 9 passes over its 10 frames (each decoded 9 times" in err[0]

@@ -72,3 +72,11 @@ def test_background_bench_measures_every_camera(tmp_path):
         ours = cv2.imread(str(root / "bench" / f"{camera}.png"), cv2.IMREAD_UNCHANGED)[..., :3]
         theirs = cv2.imread(str(root / f"baseline_{camera}.png"))
         assert np.abs(ours.astype(int) - theirs).max() <= 1  # float32 sums in the baseline round alike
+
+
+def test_sync_bench_prints_a_row_per_file_kind(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH / "sync.py"), "--dir", str(tmp_path), "--files", "2",
+                          "--height", "16", "--width", "24"], capture_output=True, text=True, timeout=120, check=True)
+    rows = out.stdout.strip().splitlines()
+    assert len(rows) == 4 and [row.split()[0] for row in rows[1:]] == ["mask", "mask", "background"]
+    assert list(tmp_path.iterdir()) == []  # what it wrote is removed

@@ -73,3 +73,18 @@ def test_same_stem_twice_is_refused(tmp_path):
     touch(tmp_path / "images" / "cam" / "000.png")
     with pytest.raises(EvcError, match="share the frame name '000'"):
         DatasetLayout.discover(tmp_path)
+
+
+def test_image_files_of_other_types_are_counted_and_named_once(tmp_path, capsys):
+    from easyvolcap.cli import backgrounds
+    from easyvolcap.demo import make_demo_dataset
+
+    root = make_demo_dataset(tmp_path / "d", cameras=2, frames=2, size=(24, 32), odd_size=None, ext=".png")
+    for name in ("00/000000.tif", "00/extra.WEBP", "01/000001.bmp", "01/a.webp", "01/.hidden.tiff"):
+        touch(root / "images" / name)
+    assert DatasetLayout.discover(root).unread == ((".bmp", 1), (".tif", 1), (".webp", 2))
+    assert backgrounds.main(["--data_root", str(root), "--masks_dir", "gt_masks", "--mask_ext", ".png",
+                             "--no_preview"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bkgd: warning: 4 image files of types not read in the camera folders (1 .bmp, 1 .tif, 2 .webp); "
+                   "only .jpg/.jpeg/.png frames are used"]

@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from stubs import RedChannelMatting
 from torch import nn
 
 from easyvolcap.cli.rvm import main
 from easyvolcap.image_io import read_rgb
+from easyvolcap.inference import alpha_to_uint8
 from easyvolcap.layout import Camera, DatasetLayout
 from easyvolcap.models.rvm import MattingNetwork
 from easyvolcap.runners.rvm import RvmOptions, plan_clips, run_rvm
@@ -141,8 +143,12 @@ def test_cameras_with_different_frame_counts_and_names(dataset, rvm_checkpoints)
     assert_masks_close(got, expected[4], "00/shot_40")
 
 
-class RedChannelMatting(nn.Module):
-    """A stand-in RVM: alpha is the red channel; counts forward passes and can simulate OOM."""
+class RecurrentMatting(nn.Module):
+    """A stand-in RVM whose alpha depends on the recurrent state it carries, and not on how frames are
+    grouped into passes: frame t's alpha is its red channel shifted by a memory of the camera's earlier
+    frames (updated frame by frame, in float64). A runner that loses, resets, repeats or reorders the
+    state, or retries a pass from a state the failed pass advanced, writes other masks. Runs out of
+    memory on passes of more than ``oom_above`` frames; records every pass's frame count."""
 
     def __init__(self, oom_above: int | None = None) -> None:
         super().__init__()
@@ -151,11 +157,33 @@ class RedChannelMatting(nn.Module):
     def forward(self, src, r1=None, r2=None, r3=None, r4=None, downsample_ratio=1.0):
         batch, length = src.shape[:2]
         self.calls.append(batch * length)
-        if self.oom_above is not None and batch * length > self.oom_above:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        state = torch.zeros(batch, 1, 1, 1) if r1 is None else r1 + length
-        pha = src[:, :, :1] * 0 + src[:, :, :1] + state[:, None, :1, :1, :1] * 0
-        return [src, pha, state, state, state, state]
+        memory = torch.zeros(batch, dtype=torch.float64) if r1 is None else r1.flatten().double()
+        mattes = []
+        for t in range(length):
+            red = src[:, t, 0].double()
+            mattes.append((red + memory.view(-1, 1, 1)) % 1.0)
+            memory = (memory * 0.5 + red.mean((1, 2)) * 0.37 + 0.1) % 1.0
+        if self.oom_above is not None and length > self.oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")  # after the work
+        state = memory.float().view(batch, 1, 1, 1)
+        return [src, torch.stack(mattes, 1)[:, :, None].float(), state, state, state, state]
+
+
+def frame_by_frame(layout: DatasetLayout) -> dict[str, bytes]:
+    """The stub run on each camera alone, one frame per pass: what every grouping must give."""
+    model, out = RecurrentMatting(), {}
+    for camera in layout.cameras:
+        state = [None] * 4
+        for frame in camera.frames:
+            src = torch.from_numpy(read_rgb(frame)).permute(2, 0, 1)[None, None].float() / 255
+            _, pha, *state = model(src, *state)
+            out[f"{camera.name}/{frame.stem}.png"] = alpha_to_uint8(pha[0, :, 0])[0].numpy().tobytes()
+    return out
+
+
+def decoded_masks(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): cv2.imread(str(p), cv2.IMREAD_UNCHANGED).tobytes()
+            for p in sorted(root.rglob("*.png"))}
 
 
 def test_empty_masks_are_counted_and_named(dataset, capsys):
@@ -168,18 +196,28 @@ def test_empty_masks_are_counted_and_named(dataset, capsys):
     assert report.masks_written == 15
 
 
-def test_out_of_memory_halves_the_batch_and_gives_the_same_masks(dataset, capsys):
+def test_recurrent_state_survives_grouping_out_of_memory_and_resume(dataset, capsys):
+    """Masks equal the frame-by-frame definition for any batch size, after OOM back-offs, and when a
+    partly done camera is resumed (replayed from its first frame) under a back-off."""
     layout = DatasetLayout.discover(dataset)
-    options = RvmOptions(batch_size=8, mask_ext=".png")
-    run_rvm(layout, RedChannelMatting(), torch.device("cpu"), torch.float32, options, progress=False)
-    expected = read_masks(dataset / "rvm")
-    shutil.rmtree(dataset / "rvm")
-    flaky = RedChannelMatting(oom_above=2)
-    report = run_rvm(layout, flaky, torch.device("cpu"), torch.float32, options, progress=False)
-    assert read_masks(dataset / "rvm") == expected and report.masks_written == 15
-    first_fit = next(i for i, n in enumerate(flaky.calls) if n <= 2)
-    assert flaky.calls[0] == 5 and all(n <= 2 for n in flaky.calls[first_fit:])  # the batch never grows back
-    assert capsys.readouterr().err.count("out of device memory") == 1
+    expected = frame_by_frame(layout)
+    assert len(set(expected.values())) == len(expected)  # the state makes every frame's mask differ
+    for batch_size, oom_above in [(8, None), (1, None), (3, None), (8, 2), (8, 1)]:
+        shutil.rmtree(dataset / "rvm", ignore_errors=True)
+        model = RecurrentMatting(oom_above)
+        report = run_rvm(layout, model, torch.device("cpu"), torch.float32,
+                         RvmOptions(batch_size=batch_size, mask_ext=".png"), progress=False)
+        assert decoded_masks(dataset / "rvm") == expected, (batch_size, oom_above)
+        assert report.masks_written == 15
+        if oom_above is not None:
+            first_fit = next(i for i, n in enumerate(model.calls) if n <= oom_above)
+            assert model.calls[0] == 5 and all(n <= oom_above for n in model.calls[first_fit:])  # never grows back
+            assert capsys.readouterr().err.count("out of device memory") == 1
+    for frame in ("000002.png", "000004.png"):
+        (dataset / "rvm" / "01" / frame).unlink()
+    run_rvm(layout, RecurrentMatting(oom_above=2), torch.device("cpu"), torch.float32,
+            RvmOptions(batch_size=8, mask_ext=".png"), progress=False)
+    assert decoded_masks(dataset / "rvm") == expected
 
 
 @pytest.mark.parametrize("prepare, args, message", [

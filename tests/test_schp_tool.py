@@ -14,7 +14,8 @@ from stubs import BoxDetector, ColourParser
 
 from easyvolcap.cli.schp import main
 from easyvolcap.demo import make_demo_dataset
-from easyvolcap.detectors import Person, TorchvisionDetector, expand_box, suppress_covered
+from easyvolcap.detectors import Person, TorchvisionDetector, WholeFrameDetector, expand_box, suppress_covered
+from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import get_palette, label_set
@@ -50,13 +51,19 @@ def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, 
     assert "1 people parsed" in out
 
 
-def test_label_png_has_upstream_colours_and_indices(tmp_path, schp_checkpoints):
+def test_default_restore_matches_upstream_golden_with_upstream_colours(tmp_path, schp_checkpoints):
+    """Without --logits_dir the restore warps only the classes that can win: still upstream's labels,
+    written as a palette PNG with upstream's colours."""
     golden = Golden(PARITY / "schp_lip.golden.npz")
     write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
     assert schp(tmp_path, schp_checkpoints["lip"], "--dataset", "lip", "--detector", "none") == 0
     image = Image.open(tmp_path / "schp" / "cam" / "frame.png")
     assert image.mode == "P"
     labels = np.asarray(image)
+    want = golden["ns_label"]
+    near_tie = golden["ns_label_margin"].astype(np.float32) < 1e-4
+    assert labels.shape == want.shape and np.array_equal(labels[~near_tie], want[~near_tie])
+    assert len(np.unique(want)) > 2  # several classes compete: the pruning has work to do
     colours = np.asarray(image.convert("RGB"))
     assert np.array_equal(colours, get_palette(20)[labels])
     assert np.array_equal(get_palette(20), golden["palette"])
@@ -163,6 +170,61 @@ def test_resume_gives_identical_files(tmp_path):
     assert {p: p.read_bytes() for p in files} == files
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert report.frames_processed == 1 and report.frames_written == 1
+
+
+class FlakyBoxDetector(BoxDetector):
+    """A stub detector that runs out of memory on passes of more than ``oom_above`` frames."""
+
+    def __init__(self, people: dict[int, list[Person]], oom_above: int | None = None) -> None:
+        super().__init__(people)
+        self.oom_above, self.calls = oom_above, []
+
+    def detect(self, images):
+        self.calls.append(len(images))
+        if self.oom_above is not None and len(images) > self.oom_above:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().detect(images)
+
+
+def test_detector_out_of_memory_halves_the_frames_per_pass(tmp_path, capsys):
+    scene_with_two_people(tmp_path)
+    for t in (2, 3, 4):
+        first = cv2.imread(str(tmp_path / "images" / "cam" / "000000.png"))[..., ::-1]
+        write_image(tmp_path / "images" / "cam" / f"00000{t}.png", np.ascontiguousarray(np.roll(first, t, axis=1)))
+    people = {t: [Person((float(t), 10.0, 29.0 + t, 79.0), 0.9)] for t in (0, 2, 3, 4)}
+    layout = DatasetLayout.discover(tmp_path)
+    cpu = torch.device("cpu")
+
+    def run(folder: str, detector: FlakyBoxDetector) -> dict[str, bytes]:
+        run_schp(layout, detector, ColourParser(), label_set("cihp"), cpu, torch.float32,
+                 SchpOptions(mask_dir=f"{folder}_mask", schp_dir=f"{folder}_schp", frames_per_batch=4))
+        return {str(p.relative_to(tmp_path / f"{folder}_schp")): p.read_bytes()
+                for p in sorted((tmp_path / f"{folder}_schp").rglob("*.png"))}
+
+    whole = run("whole", FlakyBoxDetector(people))
+    flaky = FlakyBoxDetector(people, oom_above=1)
+    assert run("flaky", flaky) == whole and len(whole) == 5
+    assert flaky.calls == [4, 2, 1, 1, 1, 1, 1]  # 4 -> 2 -> 1, then the last frame alone
+    err = capsys.readouterr().err
+    assert err.count("out of device memory: lowering the batch to 2 frames per detector pass") == 1
+    with pytest.raises(EvcError, match="out of device memory with one frame per detector pass"):
+        run("never", FlakyBoxDetector(people, oom_above=0))
+
+
+class FineFusionParser(ColourParser):
+    """A parser whose fusion map is finer than its input: the restore's pruning bound does not hold."""
+
+    def forward(self, x):
+        (parsing, fusion), edge = super().forward(x)
+        fusion = torch.nn.functional.interpolate(fusion, scale_factor=2.0, mode="nearest")
+        return [[parsing, fusion], edge]
+
+
+def test_a_fusion_map_finer_than_the_input_is_refused(tmp_path):
+    scene_with_two_people(tmp_path)
+    with pytest.raises(EvcError, match="fusion map is 946x946, finer than its 473x473 input"):
+        run_schp(DatasetLayout.discover(tmp_path), WholeFrameDetector(), FineFusionParser(), label_set("cihp"),
+                 torch.device("cpu"), torch.float32, SchpOptions())
 
 
 def test_detectron2_missing_is_one_line(tmp_path, schp_checkpoints, capsys):

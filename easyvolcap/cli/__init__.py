@@ -160,13 +160,18 @@ def resolve_shard(args: argparse.Namespace) -> tuple[int, int] | None:
 
 def discover_layout(args: argparse.Namespace, tool: str, extensions: tuple[str, ...] | None = None):
     """The dataset layout the flags describe (root, image folder, cameras, shard), warning about
-    cameras without images."""
+    cameras without images and image files of types that are not read."""
     from ..layout import IMAGE_EXTENSIONS, DatasetLayout
 
     shard = resolve_shard(args)
     layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, extensions or IMAGE_EXTENSIONS, shard)
     for camera in layout.skipped:
         print(f"{tool}: warning: camera {camera} has no images; skipped", file=sys.stderr)
+    if layout.unread:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in layout.unread)
+        print(f"{tool}: warning: {sum(count for _, count in layout.unread)} image files of types not read in the "
+              f"camera folders ({kinds}); only {'/'.join(extensions or IMAGE_EXTENSIONS)} frames are used",
+              file=sys.stderr)
     if shard is not None and not layout.cameras:
         print(f"{tool}: warning: shard {shard[0]}/{shard[1]} has no cameras", file=sys.stderr)
     return layout

@@ -8,6 +8,7 @@ that it stays within a memory budget.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,19 +18,27 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import read_gray, write_image
+from ..image_io import MASK_EXTENSIONS, is_written, read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_temp_files
 
-__all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
+__all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "median_rows", "read_background_mask",
            "rounded_mean", "run_backgrounds"]
 
 METHODS = ("mean", "median")
-_MEDIAN_BYTES_PER_SAMPLE = 12  # uint8 pixel + uint16 sort key and sort scratch, per channel sample
+# The median's memory, per pixel (measured with tracemalloc, with a margin; see tests/test_backgrounds.py):
+_MEDIAN_SAMPLE_BYTES = 20  # a frame's pixel in a band: RGB, background flag and its negation, RGB sort keys (twice)
+_MEDIAN_BAND_BYTES = 256  # a band's pixel: count, sort indices, the float64 median and its rounding
+_MEDIAN_FRAME_BYTES = 12  # a frame in flight (decoded or decoding, 3 per reader): RGB, mask and their temporaries
+_MEDIAN_RESULT_BYTES = 7  # the camera's pixel, held through all bands: the uint8 RGB median and a uint32 count
+_MEDIAN_OUTPUT_BYTES = 24  # the camera's pixel while writing: median, count, holes, RGBA and its PNG encoding
+_DEFLATE_BYTES = 384 << 10  # per PNG compression thread (zlib's window and hash tables), whatever the image size
+_MEDIAN_SLOW_PASSES = 8  # more passes over the frames than this: the run is said to be slow before it starts
 # Below this many frames float32 sums of 8-bit values are exact (< 2**24) and their quotients round
 # to the same integers as float64's (a quotient off k + 1/2 is off by >= 1 / (2 * frames), more than
 # float32's error below 256): the mean is accumulated in half the memory.
@@ -149,17 +158,16 @@ class _CameraJob:
         self.size = height, width = camera.size()
         self.tick: Callable[[int], None] = lambda n: None
         rows = height
-        if options.method == "median":  # the frames' band stack must fit in `memory` bytes
-            rows = max(1, memory // (len(self.frames) * width * 3 * _MEDIAN_BYTES_PER_SAMPLE))
-        self.bands = [(top, min(top + rows, height)) for top in range(0, height, rows)]
+        if options.method == "median":  # everything the median holds must fit in `memory` bytes
+            rows = min(height, median_rows(len(self.frames), height, width, self.readers, memory))
+        self.bands = [(top, min(top + rows, height)) for top in range(0, height, rows)] if rows >= 1 else []
         self.steps = len(self.frames) * len(self.bands)  # frame decodes
-
-    def _mask_path(self, frame: Path) -> Path:
-        return self.layout.output_path(self.options.masks_dir, self.camera.name, frame, self.options.mask_ext)
+        self.masks = {t: layout.output_path(options.masks_dir, camera.name, camera.frames[t], options.mask_ext)
+                      for t in self.frames}  # made once: the median's bands read them again and again
 
     def _load(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         image = self.camera.read_frame(t, self.size)
-        return image, read_background_mask(self._mask_path(self.camera.frames[t]), self.options.dilation, self.size)
+        return image, read_background_mask(self.masks[t], self.options.dilation, self.size)
 
     def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with closing(prefetch_map(self._load, self.frames, workers=self.readers, ahead=2 * self.readers)) as frames:
@@ -179,26 +187,26 @@ class _CameraJob:
         return rounded_mean(total, count), count
 
     def median(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(background float64 (H, W, 3), count (H, W))``, band by band within the budget."""
+        """``(background uint8 (H, W, 3), count (H, W))``: the median rounded half to even (0 where never
+        seen), band by band within the budget."""
         height, width = self.size
-        median = np.empty((height, width, 3))
-        count = np.empty((height, width), np.int64)
+        image = np.empty((height, width, 3), np.uint8)
+        count = np.empty((height, width), np.uint32)
         for top, bottom in self.bands:
             samples = np.empty((len(self.frames), bottom - top, width, 3), np.uint8)
             valid = np.empty((len(self.frames), bottom - top, width), bool)
-            for i, (image, background) in enumerate(self._loaded()):
-                samples[i], valid[i] = image[top:bottom], background[top:bottom]
-            median[top:bottom], count[top:bottom] = masked_median(samples, valid)
-        return median, count
+            for i, (frame, background) in enumerate(self._loaded()):
+                samples[i], valid[i] = frame[top:bottom], background[top:bottom]
+            median, count[top:bottom] = masked_median(samples, valid)
+            del samples, valid
+            np.rint(np.nan_to_num(median, copy=False), out=median)  # NaN where never seen: 0, as the mean
+            image[top:bottom] = median
+        return image, count
 
     def run(self) -> float:
         """Compute and write the background; returns the hole fraction before filling."""
         options = self.options
-        if options.method == "median":
-            median, count = self.median()
-            image = np.rint(np.nan_to_num(median)).astype(np.uint8)  # NaN where never seen: 0, as the mean
-        else:
-            image, count = self.mean()
+        image, count = self.median() if options.method == "median" else self.mean()
         holes = count == 0
         filled = options.fill_holes and bool(holes.any())
         if filled:
@@ -212,28 +220,103 @@ class _CameraJob:
         return float(holes.mean())
 
 
+def median_rows(frames: int, height: int, width: int, readers: int, memory: int) -> int:
+    """How many image rows one band of the median can hold within ``memory`` bytes (0: not even one),
+    counting what the camera holds through all bands (the result, the frames in flight) and while writing."""
+    fixed = _median_fixed_memory(height, width, readers)
+    return max(0, (memory - fixed) // (width * (frames * _MEDIAN_SAMPLE_BYTES + _MEDIAN_BAND_BYTES)))
+
+
+def _median_fixed_memory(height: int, width: int, threads: int) -> int:
+    """What a camera's median holds besides its band: the result and the frames in flight, or, at the
+    end, the output and its encoding (``threads`` read frames and compress the PNG)."""
+    per_pixel = max(_MEDIAN_OUTPUT_BYTES, _MEDIAN_RESULT_BYTES + 3 * threads * _MEDIAN_FRAME_BYTES)
+    return height * width * per_pixel + threads * _DEFLATE_BYTES
+
+
+def _median_memory(frames: int, height: int, width: int, readers: int, rows: int) -> int:
+    """The smallest budget in which :func:`median_rows` gives ``rows`` rows."""
+    band_row = width * (frames * _MEDIAN_SAMPLE_BYTES + _MEDIAN_BAND_BYTES)
+    return _median_fixed_memory(height, width, readers) + rows * band_row
+
+
+def _memory_size(size: int) -> str:
+    """Bytes as ``--max_memory`` takes them, rounded up: ``40K``, ``512M``."""
+    return f"{-(-size // 2**10)}K" if size < 10 * 2**20 else f"{-(-size // 2**20)}M"
+
+
+def _check_median_plan(jobs: list[_CameraJob], options: BackgroundOptions, parallel: int) -> str | None:
+    """Refuse a median that cannot fit the budget; a warning when it needs many passes over the frames.
+
+    Raises:
+        EvcError: one image row of every used frame (with what the camera holds besides) exceeds the
+            budget; the message gives the smallest ``--max_memory`` that works and the ``--jump`` that fits.
+    """
+    if options.method != "median" or not jobs:
+        return None
+    share = f" ({parallel} cameras at once: --max_memory is shared)" if parallel > 1 else ""
+    tight = [job for job in jobs if not job.bands]
+    if tight:
+        need = parallel * max(_median_memory(len(j.frames), *j.size, j.readers, 1) for j in tight)
+        jump = _fitting_jump(tight, options, options.max_memory // parallel, rows=lambda job: 1)
+        job = tight[0]
+        raise EvcError(f"--max_memory {_memory_size(options.max_memory)} is too small for the median of camera "
+                       f"{job.camera.name} ({job.size[1]}x{job.size[0]}, {len(job.frames)} frames at --jump "
+                       f"{options.jump}){share}: use --max_memory {_memory_size(need)} or more"
+                       + (f", or --jump {jump}" if jump else ""))
+    slow = max(jobs, key=lambda job: len(job.bands))
+    if len(slow.bands) <= _MEDIAN_SLOW_PASSES:
+        return None
+    one_pass = parallel * max(_median_memory(len(j.frames), *j.size, j.readers, j.size[0]) for j in jobs)
+    jump = _fitting_jump(jobs, options, options.max_memory // parallel, rows=lambda job: job.size[0])
+    return (f"the median of camera {slow.camera.name} takes {len(slow.bands)} passes over its "
+            f"{len(slow.frames)} frames (each decoded {len(slow.bands)} times: about {len(slow.bands)}x the time "
+            f"of --method mean){share}; --max_memory {_memory_size(one_pass)}"
+            + (f" or --jump {jump}" if jump else "") + " makes it one pass")
+
+
+def _fitting_jump(jobs: list[_CameraJob], options: BackgroundOptions, memory: int,
+                  rows: Callable[[_CameraJob], int]) -> int | None:
+    """The smallest ``--jump`` (above the current one) at which every job's band of ``rows(job)`` rows fits."""
+    for jump in range(options.jump + 1, max(len(job.camera) for job in jobs) + 1):
+        if all(_median_memory(len(range(0, len(job.camera), jump)), *job.size, job.readers, rows(job)) <= memory
+               for job in jobs):
+            return jump
+    return None
+
+
 def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
                     progress: bool | None = None) -> BackgroundReport:
     """Write ``<bkgd_dir>/<camera><ext>`` for every camera, cameras in parallel threads.
 
     Cameras whose background exists are skipped unless ``options.overwrite``.
 
+    The median holds everything within ``options.max_memory`` (shared by the cameras processed at once):
+    it works on bands of rows, re-reading the frames for each; a budget too small for one row is
+    refused before any work, and more than 8 passes are announced on stderr before they start.
+
     Raises:
-        EvcError: a used frame has no mask, or a mask or image is unreadable or of the wrong size.
+        EvcError: a used frame has no mask, or a mask or image is unreadable or of the wrong size; the
+            median's budget is too small (naming the budget and the ``--jump`` that would fit).
     """
     start = time.perf_counter()
     report = BackgroundReport()
     jobs = []
     for camera in layout.cameras:
         output = layout.root / options.bkgd_dir / f"{camera.name}{options.ext}"
-        if output.exists() and not options.overwrite:
+        if is_written(output) and not options.overwrite:
             report.complete.append(camera.name)
         else:
             jobs.append(camera)
-    clear_stale_temp_files(layout.root / options.bkgd_dir)  # before any writer starts
+    # before any writer starts; only this process's cameras: shards of one dataset share the folder
+    clear_stale_temp_files(layout.root / options.bkgd_dir, [f"{camera.name}{ext}" for camera in layout.cameras
+                                                             for ext in MASK_EXTENSIONS])
     parallel = max(1, min(options.workers, len(jobs)))
     threads = max(1, options.workers // parallel)  # fewer cameras than workers: each camera gets several
     work = [_CameraJob(layout, camera, options, options.max_memory // parallel, threads) for camera in jobs]
+    slow = _check_median_plan(work, options, parallel)
+    if slow:
+        tqdm.write(f"bkgd: warning: {slow}", file=sys.stderr)
     with progress_bar(sum(job.steps for job in work), "bkgd", progress) as bar, \
             ThreadPoolExecutor(max_workers=parallel) as pool:
         for job in work:

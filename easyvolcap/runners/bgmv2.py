@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import read_rgb
+from ..image_io import is_written, read_rgb
 from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff, to_device_batch
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
@@ -189,12 +189,12 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.batch_size):
             batch = [(camera, t) for t in range(t0, min(t0 + options.batch_size, len(camera)))]
-            done = all(p.exists() for item in batch for p in matte_outputs(layout, options, *item))
+            done = all(is_written(p) for item in batch for p in matte_outputs(layout, options, *item))
             if options.overwrite or not done:
                 batches.append((sizes[camera.name], batch))
     busy = {camera.name for _, batch in batches for camera, _ in batch}
     for camera in layout.cameras:
-        done = camera.name not in busy or all(p.exists() for t in range(len(camera))
+        done = camera.name not in busy or all(is_written(p) for t in range(len(camera))
                                               for p in matte_outputs(layout, options, camera, t))
         (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
     backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from ..image_io import write_image
+from ..image_io import is_written, write_image
 from ..layout import Camera, DatasetLayout
 
 __all__ = ["clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs"]
 
 
-def clear_stale_temp_files(folder: Path) -> None:
-    """Remove temporary files that an interrupted run left behind in an output folder."""
-    if folder.is_dir():
-        for stale in folder.glob(".*.tmp"):
+def clear_stale_temp_files(folder: Path, names: Iterable[str] | None = None) -> None:
+    """Remove temporary files that an interrupted run left behind in an output folder.
+
+    ``names``: only the temporary files of these output file names (``cam01.png``), for a folder that
+    other processes write into at the same time (each owning other names); ``None``: all of them.
+    """
+    if not folder.is_dir():
+        return
+    owned = None if names is None else set(names)
+    for stale in folder.glob(".*.tmp"):
+        # atomic_write's name: "." + output name + "." + mkstemp's random letters (never a dot) + ".tmp"
+        if owned is None or stale.name[1:-len(".tmp")].rpartition(".")[0] in owned:
             stale.unlink(missing_ok=True)
 
 
@@ -49,7 +58,7 @@ def emit_mattes(layout: DatasetLayout, options, writer, report, items: list[tupl
         paths = matte_outputs(layout, options, camera, t)
         for path, image, counter in zip(paths, (alpha[i], None if fgr is None else fgr[i]),
                                         ("masks_written", "fgr_written"), strict=False):
-            if options.overwrite or not path.exists():
+            if options.overwrite or not is_written(path):
                 writer.submit(write_image, path, image, options.quality)
                 setattr(report, counter, getattr(report, counter) + 1)
     report.frames_processed += len(items)

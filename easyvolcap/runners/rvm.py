@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..image_io import is_written
 from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
@@ -114,8 +115,8 @@ class _Matting:
 
 
 def _complete(layout: DatasetLayout, camera: Camera, options: RvmOptions) -> bool:
-    """Whether every output of ``camera`` exists already."""
-    return all(path.exists() for t in range(len(camera)) for path in matte_outputs(layout, options, camera, t))
+    """Whether every output of ``camera`` is written already (exists, not empty)."""
+    return all(is_written(path) for t in range(len(camera)) for path in matte_outputs(layout, options, camera, t))
 
 
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,

@@ -24,8 +24,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..detectors import Detector, Person, expand_box, suppress_covered
-from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy
-from ..inference import BatchLimit, inference_session, run_with_backoff
+from ..errors import EvcError
+from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy, is_written
+from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
 from ..layout import Camera, DatasetLayout
 from ..models.schp import (
     MEAN_BGR,
@@ -191,6 +192,19 @@ def candidate_classes(fusion: np.ndarray) -> np.ndarray:
     return np.flatnonzero(can_win)
 
 
+def _check_fusion_size(fusion: tuple[int, int], network_input: tuple[int, int]) -> None:
+    """The premise of :func:`candidate_classes`: the parser's fusion map is no finer than its input
+    (the upsampling to the input size never skips a fusion pixel).
+
+    Raises:
+        EvcError: the parser returned a fusion map larger than its input.
+    """
+    if fusion[0] > network_input[0] or fusion[1] > network_input[1]:
+        raise EvcError(f"the parser's fusion map is {fusion[1]}x{fusion[0]}, finer than its {network_input[1]}x"
+                       f"{network_input[0]} input; the restore assumes a map no finer than the input (SCHP's is "
+                       "a quarter of it): is the checkpoint or the model a SCHP parser?")
+
+
 class FrameCanvas:
     """A frame's labels, assembled from its people's crops."""
 
@@ -235,7 +249,8 @@ class _Parsing:
         self.layout, self.detector, self.parser, self.label_set = layout, detector, parser, labels
         self.device, self.dtype, self.options, self.writer, self.report = device, dtype, options, writer, report
         self.memory_format = memory_format  # of parser input batches
-        self.limit = BatchLimit(options.batch_size)
+        self.limit = BatchLimit(options.batch_size, "crops per parser pass")
+        self.detector_limit = BatchLimit(options.frames_per_batch, "frames per detector pass", "--frames_per_batch")
         self.palette = get_palette(labels.num_classes)
         self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
@@ -245,7 +260,10 @@ class _Parsing:
         """Detect, crop and parse the people of a batch of frames; restoring and writing go to the writer."""
         crops: list[list[Crop]] = []
         inputs: list[np.ndarray] = []
-        for image, people in zip(images, self.detector.detect(images), strict=True):
+        detected: list[list[Person]] = []
+        run_with_backoff(images, size=len, split=split_list, limit=self.detector_limit, warn=self._warn,
+                         forward=lambda work: detected.extend(self.detector.detect(work)))
+        for image, people in zip(images, detected, strict=True):
             frame_crops = [make_crop(p, image.shape[1], image.shape[0], self.label_set.input_size)
                            for p in suppress_covered(people)]
             crops.append(frame_crops)
@@ -254,9 +272,8 @@ class _Parsing:
                 rgb = image[y0:y1 + 1, x0:x1 + 1]
                 inputs.append(warp_to_input(rgb, crop.trans, self.label_set.input_size)[..., ::-1])
         logits: list[np.ndarray] = []
-        run_with_backoff(inputs, size=len, split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
-                         forward=lambda work: logits.extend(self._parse(work)), limit=self.limit,
-                         warn=lambda message: tqdm.write(f"schp: warning: {message}", file=sys.stderr))
+        run_with_backoff(inputs, size=len, split=split_list, forward=lambda work: logits.extend(self._parse(work)),
+                         limit=self.limit, warn=self._warn)
         start = 0
         for (camera, t), image, frame_crops in zip(items, images, crops, strict=True):
             frame_logits = logits[start:start + len(frame_crops)]
@@ -266,6 +283,10 @@ class _Parsing:
                 self.report.frames_without_person.append((camera.name, camera.frames[t].stem))
             self.writer.submit(self._finish, camera, t, image.shape[:2], frame_crops, frame_logits)
         self.report.frames_processed += len(items)
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        tqdm.write(f"schp: warning: {message}", file=sys.stderr)
 
     def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[C, H, W]`` float32)
@@ -278,6 +299,7 @@ class _Parsing:
         x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype, memory_format=self.memory_format)
         with torch.inference_mode():
             fusion = self.parser(x)[0][-1]
+            _check_fusion_size(tuple(fusion.shape[-2:]), tuple(x.shape[-2:]))
             logits = upsample_logits(fusion.float(), self.label_set.input_size)
         if self.options.restore != "logits" or self.options.logits_dir is not None:  # every class is warped
             return [(crop_logits, None) for crop_logits in logits.cpu().numpy()]
@@ -301,7 +323,7 @@ class _Parsing:
         written = False
         for out_dir, ext, encode in outputs:
             path = layout.output_path(out_dir, camera.name, frame, ext)
-            if options.overwrite or not path.exists():
+            if options.overwrite or not is_written(path):
                 atomic_write(path, encode())
                 written = True
         if written:
@@ -345,11 +367,11 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.frames_per_batch):
             batch = [(camera, t) for t in range(t0, min(t0 + options.frames_per_batch, len(camera)))]
-            if options.overwrite or not all(p.exists() for item in batch for p in _outputs(layout, options, item)):
+            if options.overwrite or not all(is_written(p) for item in batch for p in _outputs(layout, options, item)):
                 batches.append(batch)
     busy = {camera.name for batch in batches for camera, _ in batch}
     for camera in layout.cameras:
-        done = camera.name not in busy or all(p.exists() for t in range(len(camera))
+        done = camera.name not in busy or all(is_written(p) for t in range(len(camera))
                                               for p in _outputs(layout, options, (camera, t)))
         (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
