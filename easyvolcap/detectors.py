@@ -1,4 +1,4 @@
-"""Person detectors behind one small interface, and the box and overlap rules of the SCHP pipeline.
+"""Person detectors behind one small interface, and the overlap rule of the SCHP pipeline.
 
 Backends: the whole frame as one person (``none``), torchvision's Mask R-CNN with COCO weights
 (``torchvision``), and the upstream CIHP-finetuned Cascade Mask R-CNN when detectron2 is importable
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["DETECTORS", "SCORE_THRESHOLD", "Detector", "Detectron2Detector", "Person", "TorchvisionDetector",
-           "WholeFrameDetector", "expand_box", "suppress_covered"]
+           "WholeFrameDetector", "suppress_covered"]
 
 DETECTORS = ("torchvision", "detectron2", "none")
 SCORE_THRESHOLD = 0.5
@@ -139,16 +139,3 @@ def suppress_covered(people: list[Person], threshold: float = 0.5) -> list[Perso
         claimed |= person.mask
         kept.append(person)
     return kept
-
-
-def expand_box(box: tuple[float, float, float, float], width: int, height: int,
-               ratio: float = 0.1) -> tuple[int, int, int, int]:
-    """Upstream's ``bbox_expand``: grow each side by ``ratio`` of the box size, round half to even,
-    clamp to the image; returns inclusive integer ``(x0, y0, x1, y1)``."""
-    x0, y0, x1, y1 = box
-    ex, ey = ratio * (x1 - x0), ratio * (y1 - y0)
-    left = 0 if x0 - ex < 0 else int(np.round(x0 - ex))
-    top = 0 if y0 - ey < 0 else int(np.round(y0 - ey))
-    right = width - 1 if x1 + ex > width - 1 else int(np.round(x1 + ex))
-    bottom = height - 1 if y1 + ey > height - 1 else int(np.round(y1 + ey))
-    return left, top, right, bottom

@@ -14,13 +14,14 @@ from stubs import BoxDetector, ColourParser
 
 from easyvolcap.cli.schp import main
 from easyvolcap.demo import make_demo_dataset
-from easyvolcap.detectors import Person, TorchvisionDetector, WholeFrameDetector, expand_box, suppress_covered
+from easyvolcap.detectors import Person, TorchvisionDetector, WholeFrameDetector, suppress_covered
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import get_palette, label_set
+from easyvolcap.models.schp.restore import Crop, FrameCanvas, expand_box
 from easyvolcap.pretrained import person_detector
-from easyvolcap.runners.schp import Crop, FrameCanvas, SchpOptions, run_schp
+from easyvolcap.runners.schp import SchpOptions, run_schp
 from easyvolcap.synthetic import synth_state_dict
 
 PARITY = Path(__file__).parent / "parity"
@@ -252,13 +253,13 @@ def test_missing_default_checkpoint_says_where_to_get_it(tmp_path, capsys):
 @pytest.mark.parametrize("mode", ["logits", "labels"])
 def test_restore_computes_confidence_only_where_crops_overlap(mode):
     from easyvolcap.models.schp import logits_to_image
-    from easyvolcap.runners.schp import crop_overlaps, make_crop, restore_crop
+    from easyvolcap.models.schp.restore import crop_overlaps, make_crop, restore_crop
 
     rng = np.random.default_rng(3)
     logits = cv2.GaussianBlur((rng.standard_normal((40, 40, 20)) * 4).astype(np.float32), (0, 0), 2)
     logits = np.ascontiguousarray(np.moveaxis(logits, -1, 0))  # [C, H, W]
-    a = make_crop(Person((0.0, 0.0, 59.0, 49.0), 0.9), 100, 60, (40, 40))
-    b = make_crop(Person((50.0, 10.0, 99.0, 59.0), 0.8), 100, 60, (40, 40))
+    a = make_crop((0.0, 0.0, 59.0, 49.0), 100, 60, (40, 40))
+    b = make_crop((50.0, 10.0, 99.0, 59.0), 100, 60, (40, 40))
     shared_a, shared_b = crop_overlaps([a, b], 60, 100)
     assert shared_a.shape == (a.size[1], a.size[0]) and shared_b.shape == (b.size[1], b.size[0])
     ys, xs = np.mgrid[a.box[1]:a.box[3] + 1, a.box[0]:a.box[2] + 1]
@@ -283,7 +284,7 @@ def test_restore_computes_confidence_only_where_crops_overlap(mode):
 @pytest.mark.parametrize("seed", range(6))
 def test_warping_only_the_classes_that_can_win_gives_the_same_labels(seed):
     from easyvolcap.models.schp import logits_to_image, upsample_logits
-    from easyvolcap.runners.schp import candidate_classes, make_crop, restore_crop
+    from easyvolcap.models.schp.restore import candidate_classes, make_crop, restore_crop
 
     rng = np.random.default_rng(seed)
     fusion = (rng.standard_normal((15, 15, 20)) * 0.5 - 4).astype(np.float32)  # negative: the border's 0 wins
@@ -294,7 +295,7 @@ def test_warping_only_the_classes_that_can_win_gives_the_same_labels(seed):
     assert classes[0] == 0 and 4 <= len(classes) < 20
     logits = upsample_logits(torch.from_numpy(fusion).permute(2, 0, 1)[None], (60, 60))[0].numpy()
     box = [(5.0, 3.0, 150.0, 94.0), (0.0, 0.0, 159.0, 99.0), (100.0, 40.0, 120.0, 99.0)][seed % 3]
-    crop = make_crop(Person(box, 0.9), 160, 100, (60, 60))
+    crop = make_crop(box, 160, 100, (60, 60))
     nowhere = np.zeros((crop.size[1], crop.size[0]), bool)
     labels, confidence, kept = restore_crop(logits, crop, "logits", False, nowhere, classes)
     upstream = logits_to_image(logits, crop.inv_trans, crop.size).argmax(axis=0)

@@ -12,6 +12,7 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -22,19 +23,26 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import EvcError
-from ..image_io import is_written, read_rgb
-from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff, to_device_batch
-from ..layout import Camera, DatasetLayout
+from ..image_io import read_rgb
+from ..inference import (
+    BatchLimit,
+    alpha_to_uint8,
+    empty_masks,
+    inference_session,
+    run_with_backoff,
+    split_list,
+    to_device_batch,
+)
+from ..layout import DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_outputs, emit_mattes, matte_outputs
+from .common import Item, clear_stale_outputs, emit_mattes, matte_outputs, plan_batches
 from .frame_source import FrameSource
 from .report import MattingReport
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
 _HD_PIXELS = 1920 * 1080
-Item = tuple[Camera, int]  # (camera, frame index)
 
 
 @dataclass(frozen=True)
@@ -131,7 +139,7 @@ class _Matting:
         """Matte one batch, in smaller pieces if the device runs out of memory."""
         run_with_backoff(
             list(zip(items, images, strict=True)), size=len,
-            split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
+            split=split_list,
             forward=self._forward, limit=self.limit,
             warn=lambda message: tqdm.write(f"bgmv2: warning: {message}", file=sys.stderr))
 
@@ -185,23 +193,14 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
-    batches: list[tuple[tuple[int, int], list[Item]]] = []
-    for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
-        for t0 in range(0, len(camera), options.batch_size):
-            batch = [(camera, t) for t in range(t0, min(t0 + options.batch_size, len(camera)))]
-            done = all(is_written(p) for item in batch for p in matte_outputs(layout, options, *item))
-            if options.overwrite or not done:
-                batches.append((sizes[camera.name], batch))
-    busy = {camera.name for _, batch in batches for camera, _ in batch}
-    for camera in layout.cameras:
-        done = camera.name not in busy or all(is_written(p) for t in range(len(camera))
-                                              for p in matte_outputs(layout, options, camera, t))
-        (report.cameras_complete if done and not options.overwrite else report.cameras_processed).append(camera.name)
+    outputs = partial(matte_outputs, layout, options)
+    batches = plan_batches(layout, options.batch_size, outputs, options.overwrite, report)
+    busy = {batch[0][0].name for batch in batches}
     backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
 
     source = FrameSource(device, sizes, options.decode)
-    frames = [item for _, batch in batches for item in batch]
+    frames = [item for batch in batches for item in batch]
     ahead = max(options.chunk_size, options.batch_size)
     with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead) as writer, \
@@ -209,7 +208,8 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
             inference_session(model, device) as memory_format:
         matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, source,
                            memory_format)
-        for size, batch in batches:
+        for batch in batches:
+            size = sizes[batch[0][0].name]
             scale, pixels = report.settings.setdefault(size, refine_settings(options, size))
             model.backbone_scale, model.refiner.sample_pixels = scale, pixels
             matting.run_batch(batch, [next(reader) for _ in batch])

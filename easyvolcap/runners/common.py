@@ -1,8 +1,8 @@
-"""Small pieces every runner uses: stale temporary files, matte outputs."""
+"""Small pieces every runner uses: batch planning and resume, stale temporary files, matte outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,32 @@ import numpy as np
 from ..image_io import is_written, write_image
 from ..layout import Camera, DatasetLayout
 
-__all__ = ["clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs"]
+__all__ = ["Item", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs", "plan_batches"]
+
+Item = tuple[Camera, int]  # frame t of a camera
+
+
+def plan_batches(layout: DatasetLayout, batch_size: int | None, outputs: Callable[[Camera, int], list[Path]],
+                 overwrite: bool, report) -> list[list[Item]]:
+    """The batches a run computes, and which cameras it processes: each camera's frames in fixed batches of
+    ``batch_size`` consecutive frames (``None``: the whole camera as one), never mixing cameras, of which
+    those with an output missing (or every one with ``overwrite``).
+
+    The batches depend on the camera alone, so a resumed or sharded run computes a batch exactly as an
+    uninterrupted run does. Each camera is added to ``report.cameras_processed`` when a batch of it is
+    left, else to ``report.cameras_complete``. An output counts as missing when it does not exist or is
+    empty (:func:`is_written`).
+    """
+    batches = []
+    for camera in layout.cameras:
+        size = batch_size or len(camera)
+        pending = [[(camera, t) for t in range(t0, min(t0 + size, len(camera)))] for t0 in range(0, len(camera), size)]
+        if not overwrite:
+            pending = [batch for batch in pending if not all(is_written(path) for item in batch
+                                                             for path in outputs(*item))]
+        (report.cameras_processed if pending else report.cameras_complete).append(camera.name)
+        batches += pending
+    return batches
 
 
 def clear_stale_temp_files(folder: Path, names: Iterable[str] | None = None) -> None:

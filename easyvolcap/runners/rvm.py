@@ -14,18 +14,18 @@ import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..image_io import is_written
 from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_outputs, emit_mattes, matte_outputs
+from .common import clear_stale_outputs, emit_mattes, matte_outputs, plan_batches
 from .frame_source import FrameSource
 from .report import MattingReport
 
@@ -114,11 +114,6 @@ class _Matting:
         self.bar.update(clip.length)
 
 
-def _complete(layout: DatasetLayout, camera: Camera, options: RvmOptions) -> bool:
-    """Whether every output of ``camera`` is written already (exists, not empty)."""
-    return all(is_written(path) for t in range(len(camera)) for path in matte_outputs(layout, options, camera, t))
-
-
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
             options: RvmOptions, progress: bool | None = None) -> RvmReport:
     """Write a soft alpha mask (and optionally the foreground) for every frame of every camera.
@@ -137,12 +132,8 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     """
     start = time.perf_counter()
     report = RvmReport()
-    todo = []
-    for camera in layout.cameras:
-        complete = not options.overwrite and _complete(layout, camera, options)
-        (report.cameras_complete if complete else report.cameras_processed).append(camera.name)
-        if not complete:
-            todo.append(camera)
+    outputs = partial(matte_outputs, layout, options)
+    todo = [batch[0][0] for batch in plan_batches(layout, None, outputs, options.overwrite, report)]  # whole cameras
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
     sizes = {camera.name: camera.size() for camera in todo}
     clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
