@@ -82,7 +82,7 @@ def finish(args: argparse.Namespace, report) -> str:
 
     layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
-                                                          mask_rows(layout, args.mask_dir, args.mask_ext))
+                                                          mask_rows(layout, args.mask_dir, args.mask_ext), TOOL)
     return with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview)
 
 
