@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .image_io import read_gray, write_image
+from .image_io import read_gray, read_rgb, write_image
 from .layout import Camera, DatasetLayout
 
 __all__ = ["LABEL_WIDTH", "MAX_CAMERAS", "TILE", "TITLE_HEIGHT", "Tile", "background_rows", "contact_sheet",
-           "draw_text", "label_rows", "label_tile", "mask_overlay", "mask_rows", "spread", "write_preview"]
+           "draw_text", "label_rows", "label_tile", "mask_file_rows", "mask_overlay", "mask_rows", "spread",
+           "write_preview"]
 
 MAX_CAMERAS = 8  # rows
 FRAMES = 4  # columns
@@ -155,4 +156,26 @@ def background_rows(layout: DatasetLayout, bkgd_dir: str, ext: str) -> Callable[
             if image.mode == "RGBA":
                 background[np.asarray(image.getchannel("A")) == 0] = (255, 0, 255)
         return [(camera.frames[0].stem, _frame(camera, 0)), (f"{camera.name}{ext}", background)]
+    return row
+
+
+def mask_file_rows(layout: DatasetLayout, output: Callable[[Camera, Path], Path],
+                   image_dir: str) -> Callable[[Camera], list[Tile]]:
+    """Rows for tools whose layout lists mask files: the output mask ``output(camera, frame)`` of frames
+    spread over time, overlaid on the image of that camera and stem in ``image_dir`` (the mask alone,
+    in grey, when there is no such image or it has another size)."""
+    def row(camera: Camera) -> list[Tile]:
+        tiles = []
+        for t in spread(camera):
+            frame = camera.frames[t]
+            path = output(camera, frame)
+            if not path.exists():
+                continue
+            mask = read_gray(path)
+            folder = layout.root / image_dir / camera.name
+            images = [folder / f"{frame.stem}{ext}" for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
+            image = next((read_rgb(p) for p in images if p.is_file()), None)
+            fits = image is not None and image.shape[:2] == mask.shape
+            tiles.append((frame.stem, mask_overlay(image, mask) if fits else cv2.cvtColor(mask, cv2.COLOR_GRAY2RGB)))
+        return tiles
     return row
