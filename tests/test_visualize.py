@@ -111,3 +111,11 @@ def test_refusals_are_one_line(data, tmp_path, capsys, monkeypatch):
     assert one_line(capsys) == ('visualize: error: writing the video needs the video extra: '
                                 'pip install "easyvolcap-segmentation[video]" (or pip install imageio-ffmpeg)')
     assert not (data / "masked.mp4").exists()
+
+
+def test_one_file_is_never_sharded_by_slurm(data, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    assert visualize.main(["--data_root", str(data), "--max_length", "1"]) == 0
+    frame = decode(data / "masked.mp4")[0]
+    assert frame.shape == (96, 128, 3) and frame[:48, :64].max() > 100 and frame[48:, :64].max() > 100

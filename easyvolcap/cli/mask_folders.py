@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ..errors import EvcError
+from ..layout import DatasetLayout
 from . import resolve_shard, shard_spec
 
 __all__ = ["add_mask_dataset_args", "discover_masks"]
@@ -29,10 +31,6 @@ def discover_masks(args: argparse.Namespace, tool: str, folder: str, flag: str, 
         EvcError: the root or the mask folder is missing, a camera of ``--only`` is not there, no camera
             has a mask, or a "camera" is a video file.
     """
-    from pathlib import Path
-
-    from ..layout import DatasetLayout
-
     root = Path(args.data_root)
     if root.is_dir() and not (root / folder).is_dir():
         raise EvcError(f"{root / folder}: mask folder not found (set {flag})")

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EvcError
-from . import HelpFormatter, discover_layout, positive_int, run_main
+from ..layout import DatasetLayout
+from . import HelpFormatter, positive_int, run_main
 
 __all__ = ["build_parser", "main"]
 
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace):
     if output.suffix.lower() != ".mp4":
         raise EvcError(f"--output {args.output}: the video is H.264 in an .mp4 file; give a name ending in .mp4")
     require_ffmpeg()
-    args.shard = None  # one file: never split (SLURM's array variables are ignored)
-    layout = discover_layout(args, TOOL)
+    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)  # one file: never sharded
+    for camera in layout.skipped:
+        print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
     if not (layout.root / args.mask_dir).is_dir():
         raise EvcError(f"{layout.root / args.mask_dir}: mask folder not found (set --mask_dir)")
     options = VideoOptions(output=output, mask_dir=args.mask_dir, fps=args.fps, ratio=args.ratio,
