@@ -1,28 +1,59 @@
 """A picture of a run's result: a contact sheet, one row per camera, a few frames spread over time.
 
 Written to ``<data_root>/preview/<output folder name>.jpg``, never inside an output folder (downstream
-loaders list those as cameras).
+loaders list those as cameras). A title line names the tool, the output folder and the date of the
+run; each row starts with its camera's name and each tile carries its frame's stem.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .image_io import read_gray, write_image
+from .image_io import read_gray, read_rgb, write_image
 from .layout import Camera, DatasetLayout
 
-__all__ = ["MAX_CAMERAS", "TILE", "background_rows", "contact_sheet", "label_rows", "mask_overlay", "mask_rows",
-           "spread", "write_preview"]
+__all__ = ["LABEL_WIDTH", "MAX_CAMERAS", "TILE", "TITLE_HEIGHT", "Tile", "background_rows", "contact_sheet",
+           "draw_text", "label_rows", "label_tile", "mask_file_rows", "mask_overlay", "mask_rows", "spread",
+           "write_preview"]
 
 MAX_CAMERAS = 8  # rows
 FRAMES = 4  # columns
 TILE = (160, 240)  # (height, width) of one tile
 GAP = 2  # pixels between tiles
+TITLE_HEIGHT = 20  # the title band above the rows
+LABEL_WIDTH = 72  # the camera-name column left of the rows
+TEXT_HEIGHT = 14  # a label band: one line of text
+_FONT, _SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+_INK, _PAPER = (255, 255, 255), (32, 32, 32)
+
+Tile = tuple[str, np.ndarray]  # (label, RGB uint8 image of any size)
+
+
+def draw_text(image: np.ndarray, text: str, left: int, top: int, width: int) -> None:
+    """Write ``text`` in white on a dark band ``TEXT_HEIGHT`` high and at most ``width`` wide at
+    ``(left, top)`` of ``image`` (RGB uint8, in place); text too long for the band loses its start
+    (``..`` then the end, which tells frames and cameras apart)."""
+    text = text.encode("ascii", "replace").decode()  # the Hershey font draws ASCII only
+    while len(text) > 2 and cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0] > width - 6:
+        text = ".." + text[3:] if text.startswith("..") else ".." + text[1:]
+    text_width = cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0]
+    band = image[top:top + TEXT_HEIGHT, left:left + min(width, text_width + 6)]
+    band[:] = _PAPER
+    cv2.putText(band, text, (3, TEXT_HEIGHT - 4), _FONT, _SCALE, _INK, 1, cv2.LINE_AA)
+
+
+def label_tile(image: np.ndarray, text: str, bottom: bool = False) -> np.ndarray:
+    """``image`` (RGB uint8) with ``text`` written in its top-left corner (bottom-left with ``bottom``)."""
+    labelled = image.copy()
+    if image.shape[0] >= TEXT_HEIGHT and text:
+        draw_text(labelled, text, 0, image.shape[0] - TEXT_HEIGHT if bottom else 0, image.shape[1])
+    return labelled
 
 
 def _frame(camera: Camera, t: int) -> np.ndarray:
@@ -41,14 +72,22 @@ def fit_tile(image: np.ndarray) -> np.ndarray:
     return tile
 
 
-def contact_sheet(rows: list[list[np.ndarray]]) -> np.ndarray:
-    """Tiles (RGB uint8, any size) laid out in a grid of ``len(rows)`` rows."""
-    columns = max(len(row) for row in rows)
-    sheet = np.full((len(rows) * (TILE[0] + GAP) - GAP, columns * (TILE[1] + GAP) - GAP, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, image in enumerate(row):
-            top, left = r * (TILE[0] + GAP), c * (TILE[1] + GAP)
-            sheet[top:top + TILE[0], left:left + TILE[1]] = fit_tile(image)
+def contact_sheet(rows: list[tuple[str, list[Tile]]], title: str = "") -> np.ndarray:
+    """Labelled tiles laid out in a grid: a title band ``TITLE_HEIGHT`` high, then one row per
+    ``(row label, tiles)`` whose label fills a ``LABEL_WIDTH`` column on the left; each tile is fitted
+    to ``TILE`` and its label written in its bottom-left corner."""
+    columns = max(len(tiles) for _, tiles in rows)
+    height = TITLE_HEIGHT + len(rows) * (TILE[0] + GAP)
+    width = LABEL_WIDTH + columns * (TILE[1] + GAP) - GAP
+    sheet = np.full((height, width, 3), 255, np.uint8)
+    sheet[:TITLE_HEIGHT] = _PAPER
+    draw_text(sheet, title, 0, (TITLE_HEIGHT - TEXT_HEIGHT) // 2, width)
+    for r, (name, tiles) in enumerate(rows):
+        top = TITLE_HEIGHT + GAP + r * (TILE[0] + GAP)
+        draw_text(sheet, name, 0, top + (TILE[0] - TEXT_HEIGHT) // 2, LABEL_WIDTH - GAP)
+        for c, (label, image) in enumerate(tiles):
+            left = LABEL_WIDTH + c * (TILE[1] + GAP)
+            sheet[top:top + TILE[0], left:left + TILE[1]] = label_tile(fit_tile(image), label, bottom=True)
     return sheet
 
 
@@ -65,30 +104,33 @@ def spread(camera: Camera, count: int = FRAMES) -> list[int]:
     return sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
 
 
-def write_preview(layout: DatasetLayout, name: str, row: Callable[[Camera], list[np.ndarray]]) -> Path | None:
-    """Write ``preview/<name>.jpg``: one row of tiles, ``row(camera)``, for each of the first cameras.
+def write_preview(layout: DatasetLayout, name: str, row: Callable[[Camera], list[Tile]], tool: str) -> Path | None:
+    """Write ``preview/<name>.jpg``: one row of tiles, ``row(camera)``, for each of the first cameras,
+    titled with ``tool``, the output folder ``<root>/<name>`` and the date.
 
     Returns the path, or ``None`` when there was nothing to show.
     """
-    rows = [tiles for camera in layout.cameras[:MAX_CAMERAS] if (tiles := row(camera))]
+    rows = [(camera.name, tiles) for camera in layout.cameras[:MAX_CAMERAS] if (tiles := row(camera))]
     if not rows:
         return None
     path = layout.root / "preview" / f"{Path(name).name}.jpg"
-    write_image(path, contact_sheet(rows), quality=85)
+    title = f"{tool}: {layout.root / name}  {datetime.now():%Y-%m-%d %H:%M}"
+    write_image(path, contact_sheet(rows, title), quality=85)
     return path
 
 
-def mask_rows(layout: DatasetLayout, out_dir: str, ext: str) -> Callable[[Camera], list[np.ndarray]]:
+def mask_rows(layout: DatasetLayout, out_dir: str, ext: str) -> Callable[[Camera], list[Tile]]:
     """Rows of frames spread over time with their masks from ``out_dir`` overlaid (missing masks skipped)."""
-    def row(camera: Camera) -> list[np.ndarray]:
+    def row(camera: Camera) -> list[Tile]:
         paths = [(t, layout.output_path(out_dir, camera.name, camera.frames[t], ext)) for t in spread(camera)]
-        return [mask_overlay(_frame(camera, t), read_gray(path)) for t, path in paths if path.exists()]
+        return [(camera.frames[t].stem, mask_overlay(_frame(camera, t), read_gray(path)))
+                for t, path in paths if path.exists()]
     return row
 
 
-def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray) -> Callable[[Camera], list[np.ndarray]]:
+def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray) -> Callable[[Camera], list[Tile]]:
     """Rows of frames spread over time, blended with the colours of their label maps from ``out_dir``."""
-    def row(camera: Camera) -> list[np.ndarray]:
+    def row(camera: Camera) -> list[Tile]:
         tiles = []
         for t in spread(camera):
             path = layout.output_path(out_dir, camera.name, camera.frames[t], ".png")
@@ -96,14 +138,14 @@ def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray) -> Call
                 image, labels = _frame(camera, t), read_gray(path, indices=True)
                 colours = palette[labels].astype(np.float32)
                 blend = np.where((labels > 0)[..., None], 0.45 * image + 0.55 * colours, 0.6 * image)
-                tiles.append(blend.astype(np.uint8))
+                tiles.append((camera.frames[t].stem, blend.astype(np.uint8)))
         return tiles
     return row
 
 
-def background_rows(layout: DatasetLayout, bkgd_dir: str, ext: str) -> Callable[[Camera], list[np.ndarray]]:
+def background_rows(layout: DatasetLayout, bkgd_dir: str, ext: str) -> Callable[[Camera], list[Tile]]:
     """Rows of a camera's first frame beside its background; pixels never seen as background in magenta."""
-    def row(camera: Camera) -> list[np.ndarray]:
+    def row(camera: Camera) -> list[Tile]:
         path = layout.root / bkgd_dir / f"{camera.name}{ext}"
         if not path.exists():
             return []
@@ -111,5 +153,27 @@ def background_rows(layout: DatasetLayout, bkgd_dir: str, ext: str) -> Callable[
             background = np.array(image.convert("RGB"))
             if image.mode == "RGBA":
                 background[np.asarray(image.getchannel("A")) == 0] = (255, 0, 255)
-        return [_frame(camera, 0), background]
+        return [(camera.frames[0].stem, _frame(camera, 0)), (f"{camera.name}{ext}", background)]
+    return row
+
+
+def mask_file_rows(layout: DatasetLayout, output: Callable[[Camera, Path], Path],
+                   image_dir: str) -> Callable[[Camera], list[Tile]]:
+    """Rows for tools whose layout lists mask files: the output mask ``output(camera, frame)`` of frames
+    spread over time, overlaid on the image of that camera and stem in ``image_dir`` (the mask alone,
+    in grey, when there is no such image or it has another size)."""
+    def row(camera: Camera) -> list[Tile]:
+        tiles = []
+        for t in spread(camera):
+            frame = camera.frames[t]
+            path = output(camera, frame)
+            if not path.exists():
+                continue
+            mask = read_gray(path)
+            folder = layout.root / image_dir / camera.name
+            images = [folder / f"{frame.stem}{ext}" for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
+            image = next((read_rgb(p) for p in images if p.is_file()), None)
+            fits = image is not None and image.shape[:2] == mask.shape
+            tiles.append((frame.stem, mask_overlay(image, mask) if fits else cv2.cvtColor(mask, cv2.COLOR_GRAY2RGB)))
+        return tiles
     return row

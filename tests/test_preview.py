@@ -7,11 +7,26 @@ import numpy as np
 
 from easyvolcap.cli import backgrounds, rvm
 from easyvolcap.demo import make_demo_dataset
-from easyvolcap.preview import GAP, MAX_CAMERAS, TILE, spread
+from easyvolcap.preview import GAP, LABEL_WIDTH, MAX_CAMERAS, TEXT_HEIGHT, TILE, TITLE_HEIGHT, contact_sheet, spread
 
 
 def sheet_shape(rows: int, columns: int) -> tuple[int, int]:
-    return rows * (TILE[0] + GAP) - GAP, columns * (TILE[1] + GAP) - GAP
+    return TITLE_HEIGHT + rows * (TILE[0] + GAP), LABEL_WIDTH + columns * (TILE[1] + GAP) - GAP
+
+
+def ink(region: np.ndarray) -> int:
+    """Pixels bright enough to be text (the labels are white on dark grey)."""
+    return int((region.max(axis=-1) > 150).sum())
+
+
+def row_label(sheet: np.ndarray, r: int) -> np.ndarray:
+    top = TITLE_HEIGHT + GAP + r * (TILE[0] + GAP)
+    return sheet[top:top + TILE[0], :LABEL_WIDTH - GAP]
+
+
+def tile(sheet: np.ndarray, r: int, c: int) -> np.ndarray:
+    top, left = TITLE_HEIGHT + GAP + r * (TILE[0] + GAP), LABEL_WIDTH + c * (TILE[1] + GAP)
+    return sheet[top:top + TILE[0], left:left + TILE[1]]
 
 
 def test_rvm_writes_one_row_per_camera_and_frames_over_time(tmp_path, rvm_checkpoints, capsys):
@@ -22,6 +37,9 @@ def test_rvm_writes_one_row_per_camera_and_frames_over_time(tmp_path, rvm_checkp
     assert capsys.readouterr().out.strip().endswith(f"; preview {preview}")
     image = cv2.imread(str(preview))
     assert image.shape[:2] == sheet_shape(3, 4)  # 3 cameras x 4 frames spread over 9
+    assert ink(image[:TITLE_HEIGHT]) > 200  # the title line: tool, output folder, date
+    assert all(ink(row_label(image, r)) > 20 for r in range(3))  # each row starts with its camera name
+    assert all(ink(tile(image, r, c)[-TEXT_HEIGHT:, :60]) > 20 for r in range(3) for c in range(4))
     assert not (data / "rvm" / "preview").exists() and sorted(p.name for p in (data / "rvm").iterdir()) == [
         "00", "01", "02"]
 
@@ -45,3 +63,33 @@ def test_frames_are_spread_over_time():
     assert spread(camera) == [0, 3, 6, 9]
     assert spread(Camera("c", ("a.jpg", "b.jpg"))) == [0, 1]
     assert np.array_equal(spread(Camera("c", ("a.jpg",))), [0])
+
+
+def test_sheet_labels_rows_tiles_and_title_where_expected():
+    black = np.zeros((*TILE, 3), np.uint8)
+    rows = [("cam_a", [("000001", black), ("", black)]), ("cam_b", [("000001", black), ("000007", black)])]
+    sheet = contact_sheet(rows, "rvm: /data/rvm  2025-01-01 12:00")
+    assert sheet.shape[:2] == sheet_shape(2, 2)
+    title = sheet[:TITLE_HEIGHT]
+    assert ink(title) > 200 and ink(title[:, sheet.shape[1] // 2:]) == 0  # text on the left of a dark band
+    assert (title.max(axis=-1) < 60).mean() > 0.9
+    labels = [row_label(sheet, r) for r in range(2)]
+    assert all(ink(label) > 20 for label in labels) and not np.array_equal(*labels)  # each its own camera
+    assert np.array_equal(tile(sheet, 0, 0)[-TEXT_HEIGHT:], tile(sheet, 1, 0)[-TEXT_HEIGHT:])  # same stem, same text
+    assert not np.array_equal(tile(sheet, 1, 0)[-TEXT_HEIGHT:], tile(sheet, 1, 1)[-TEXT_HEIGHT:])
+    for r, c in ((0, 0), (1, 0), (1, 1)):
+        assert ink(tile(sheet, r, c)[-TEXT_HEIGHT:]) > 20  # the stem, at the bottom of the tile
+        assert ink(tile(sheet, r, c)[:-TEXT_HEIGHT]) == 0  # and nowhere else on the picture
+    assert ink(tile(sheet, 0, 1)) == 0  # no label, no text
+
+
+def test_long_labels_keep_their_end_and_stay_in_their_column():
+    black = np.zeros((*TILE, 3), np.uint8)
+    sheets = [contact_sheet([(f"a_very_long_camera_name_cam_0{k}", [("0" * 60 + f"4{k}", black)])], "t")
+              for k in (7, 8)]
+    for sheet in sheets:
+        assert (sheet[TITLE_HEIGHT:, LABEL_WIDTH - GAP:LABEL_WIDTH] == 255).all()  # the name's band stops short
+        assert ink(row_label(sheet, 0)) > 20 and ink(tile(sheet, 0, 0)[-TEXT_HEIGHT:]) > 20
+    # cut from the start: the ends, which tell cameras and frames apart, stay
+    assert not np.array_equal(row_label(sheets[0], 0), row_label(sheets[1], 0))
+    assert not np.array_equal(tile(sheets[0], 0, 0)[-TEXT_HEIGHT:], tile(sheets[1], 0, 0)[-TEXT_HEIGHT:])

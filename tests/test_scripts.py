@@ -73,3 +73,28 @@ def test_backgrounds_script_end_to_end(tmp_path):
 def test_every_script_answers_help(script, flags):
     done = run(str(REPO / "scripts" / "segmentation" / script), "--help")
     assert done.returncode == 0 and all(flag in done.stdout for flag in flags)
+
+
+def test_mask_helper_scripts_chain_and_list_their_flags(tmp_path):
+    from mask_data import make_mask_dataset
+
+    data = make_mask_dataset(tmp_path / "d", cameras=2, frames=2)
+    scripts = REPO / "scripts" / "segmentation"
+    flags = {"merge_schp_rvm_mask.py": ("--data_root", "--rvm_dir", "--schp_dir", "--rvm_ext", "--schp_ext",
+                                        "--out_dir", "--out_ext", "--dilation", "--threshold", "--only", "--shard",
+                                        "--overwrite", "--workers", "--no_preview"),
+             "invert_mask.py": ("--data_root", "--masks_dir", "--inv_masks_dir", "--only", "--shard", "--overwrite"),
+             "visualize_masked_images.py": ("--data_root", "--image_dir", "--mask_dir", "--output", "--fps",
+                                            "--ratio", "--max_length", "--only", "--label", "--no_visualize",
+                                            "--no_store")}
+    for script, names in flags.items():
+        done = run(str(scripts / script), "--help")
+        assert done.returncode == 0 and all(name in done.stdout for name in names), script
+    steps = [("merge_schp_rvm_mask.py", "--data_root", str(data), "--rvm_dir", "rvm", "--schp_dir", "mask"),
+             ("invert_mask.py", "--data_root", str(data)),
+             ("visualize_masked_images.py", "--data_root", str(data), "--mask_dir", "merged_mask", "--no_visualize")]
+    for script, *args in steps:
+        done = run(str(scripts / script), *args)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert len(done.stdout.strip().splitlines()) == 1
+    assert len(list((data / "inv_maskes").rglob("*.jpg"))) == 4 and (data / "masked.mp4").stat().st_size > 0

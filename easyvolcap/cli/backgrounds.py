@@ -96,7 +96,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     if holes:
         line += f"; never seen as background{' (filled)' if args.fill_holes else ''}: {holes}"
     preview = None if args.no_preview else write_preview(layout, args.bkgd_dir,
-                                                          background_rows(layout, args.bkgd_dir, args.ext))
+                                                          background_rows(layout, args.bkgd_dir, args.ext), TOOL)
     return with_preview(line, preview)
 
 

@@ -101,7 +101,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
 
     layout, report = outcome.layout, outcome.report
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
-                                                          mask_rows(layout, args.mask_dir, args.mask_ext))
+                                                          mask_rows(layout, args.mask_dir, args.mask_ext), TOOL)
     line = matting_summary(TOOL, report, layout.root / args.mask_dir, f"{report.backbone}, {args.refine_mode}")
     return with_preview(line, preview)
 

@@ -94,7 +94,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
         more = " ..." if len(report.frames_without_person) > 5 else ""
         line += f"; {len(report.frames_without_person)} frames with no person: {shown}{more}"
     rows = label_rows(layout, args.schp_dir, get_palette(label_set(args.dataset).num_classes))
-    preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows)
+    preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows, TOOL)
     return with_preview(line, preview)
 
 

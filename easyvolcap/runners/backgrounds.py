@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..errors import EvcError
 from ..image_io import MASK_EXTENSIONS, is_written, read_gray, write_image
 from ..layout import Camera, DatasetLayout
+from ..masks import binarize, grow
 from ..parallel import prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_temp_files
@@ -103,12 +104,7 @@ def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np
     mask = read_gray(path)
     if mask.shape != size:
         raise EvcError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
-    peak = int(mask.max())
-    # mask * 255 > 128 * peak, in integers: mask > floor(128 * peak / 255)
-    foreground = cv2.threshold(mask, (128 * peak) // 255, 1, cv2.THRESH_BINARY)[1] if peak else np.zeros_like(mask)
-    if dilation > 0:
-        foreground = cv2.dilate(foreground, np.ones((dilation, dilation), np.uint8))
-    return foreground == 0
+    return grow(binarize(mask), dilation) == 0
 
 
 def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

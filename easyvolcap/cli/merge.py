@@ -1,0 +1,104 @@
+"""``merge_schp_rvm_mask.py``: people-only masks, the SCHP mask kept inside the grown RVM mask."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import EvcError
+from ..image_io import MASK_EXTENSIONS
+from ..masks import THRESHOLD
+from . import HelpFormatter, add_run_args, resolve_shard, run_main, with_preview
+from .backgrounds import non_negative_int
+from .mask_folders import add_mask_dataset_args, discover_masks
+
+__all__ = ["build_parser", "main"]
+
+TOOL = "merge"
+
+
+def level(text: str) -> int:
+    """An argparse type: an 8-bit level in [0, 254]."""
+    if not text.isdigit() or int(text) > 254:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer in [0, 254]")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of the merge tool (EasyVolcap's names and defaults, plus additions)."""
+    parser = argparse.ArgumentParser(
+        prog="merge_schp_rvm_mask.py", formatter_class=HelpFormatter,
+        description="Drop bystanders and props: binarise each RVM mask, grow it by a dilation x dilation "
+                    "square and keep the SCHP mask of the same camera and frame only inside it; writes "
+                    "<data_root>/<out_dir>/<camera>/<frame stem><out_ext>.")
+    add_mask_dataset_args(parser)
+    parser.add_argument("--rvm_dir", default="rvm", help="RVM masks <camera>/<frame stem><rvm_ext>; its frames are "
+                                                         "the frames merged")
+    parser.add_argument("--schp_dir", default="mask", help="SCHP masks <camera>/<frame stem><schp_ext>")
+    parser.add_argument("--rvm_ext", default=".jpg", choices=MASK_EXTENSIONS, help="RVM mask file type")
+    parser.add_argument("--schp_ext", default=".png", choices=MASK_EXTENSIONS, help="SCHP mask file type")
+    parser.add_argument("--out_dir", default="merged_mask", help="output folder of merged masks")
+    parser.add_argument("--out_ext", default=None, choices=MASK_EXTENSIONS,
+                        help="merged mask file type (default: --rvm_ext, as EasyVolcap)")
+    parser.add_argument("--dilation", type=non_negative_int, default=20,
+                        help="grow the binarised RVM mask by an N x N square (0: none)")
+    parser.add_argument("--threshold", type=level, default=THRESHOLD,
+                        help="RVM foreground: above this level once the mask is scaled to its maximum 255 "
+                             "(EasyVolcap's reading of soft masks)")
+    add_run_args(parser, workers_help="frames merged at once")
+    return parser
+
+
+def run(args: argparse.Namespace):
+    """Merge every frame the flags ask for; returns the runner's report."""
+    from ..runners.merge import MergeOptions, run_merge
+
+    layout = discover_masks(args, TOOL, args.rvm_dir, "--rvm_dir", (args.rvm_ext,))
+    if not (layout.root / args.schp_dir).is_dir():
+        raise EvcError(f"{layout.root / args.schp_dir}: mask folder not found (set --schp_dir)")
+    options = MergeOptions(schp_dir=args.schp_dir, schp_ext=args.schp_ext, out_dir=args.out_dir,
+                           out_ext=args.out_ext or args.rvm_ext, dilation=args.dilation, threshold=args.threshold,
+                           overwrite=args.overwrite, workers=args.workers, quality=args.quality)
+    return run_merge(layout, options)
+
+
+def _examples(frames: list[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{camera}/{stem}" for camera, stem in frames[:3])
+    return shown + (" ..." if len(frames) > 3 else "")
+
+
+def finish(args: argparse.Namespace, report) -> str:
+    """Warn once about frames of one input only, write the preview and return the summary line."""
+    from ..layout import DatasetLayout
+    from ..preview import mask_file_rows, write_preview
+
+    layout = DatasetLayout.discover(args.data_root, args.rvm_dir, args.only, (args.rvm_ext,), resolve_shard(args))
+    out_ext = args.out_ext or args.rvm_ext
+    skipped = len(report.without_schp) + len(report.without_rvm)
+    if skipped:
+        parts = []
+        if report.without_schp:
+            parts.append(f"{len(report.without_schp)} RVM masks have no SCHP mask in {layout.root / args.schp_dir} "
+                         f"({_examples(report.without_schp)}; --schp_ext {args.schp_ext})")
+        if report.without_rvm:
+            parts.append(f"{len(report.without_rvm)} SCHP masks have no RVM mask ({_examples(report.without_rvm)}; "
+                         f"--rvm_ext {args.rvm_ext})")
+        print(f"{TOOL}: warning: {'; '.join(parts)}; skipped", file=sys.stderr)
+    line = (f"{TOOL}: wrote {report.written} merged masks to {layout.root / args.out_dir} "
+            f"({len(report.cameras)} cameras, dilation {args.dilation}, threshold {args.threshold}) "
+            f"in {report.seconds:.1f} s")
+    if report.complete:
+        line += f"; {report.complete} already there (--overwrite redoes them)"
+    if skipped:
+        line += f"; {skipped} frames in one input only skipped"
+    preview = None if args.no_preview else write_preview(
+        layout, args.out_dir, mask_file_rows(
+            layout, lambda camera, frame: layout.output_path(args.out_dir, camera.name, frame, out_ext),
+            args.image_dir), TOOL)
+    return with_preview(line, preview)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``merge_schp_rvm_mask.py`` and ``evc-merge``."""
+    return run_main(sys.modules[__name__], argv)

@@ -1,0 +1,78 @@
+"""EasyVolcap's merge of RVM and SCHP masks: the SCHP mask kept only inside the grown RVM mask.
+
+RVM separates foreground from background well but keeps props and shadows; SCHP keeps only people,
+but every person. Frames are those of the RVM folder, matched to SCHP masks by camera and stem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..image_io import read_gray
+from ..layout import DatasetLayout
+from ..masks import THRESHOLD, check_same_size, merge_masks
+from .mask_files import MaskFilesReport, MaskJob, run_mask_jobs
+
+__all__ = ["MergeOptions", "MergeReport", "merge_frame", "run_merge"]
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Where the masks are and how to merge them."""
+
+    schp_dir: str = "mask"
+    schp_ext: str = ".png"
+    out_dir: str = "merged_mask"
+    out_ext: str = ".jpg"  # EasyVolcap names outputs after the RVM files
+    dilation: int = 20
+    threshold: int = THRESHOLD
+    overwrite: bool = False
+    workers: int = 4
+    quality: int = 85
+
+
+@dataclass
+class MergeReport(MaskFilesReport):
+    """What a merge did; frames found in one input only were skipped."""
+
+    without_schp: list[tuple[str, str]] = field(default_factory=list)  # (camera, stem): RVM mask only
+    without_rvm: list[tuple[str, str]] = field(default_factory=list)  # SCHP mask only
+
+
+def merge_frame(job: MaskJob, dilation: int, threshold: int) -> np.ndarray:
+    """The merged mask of one frame: ``job.inputs`` = (RVM mask, SCHP mask).
+
+    Raises:
+        EvcError: a mask is unreadable, or the two differ in size (naming both files).
+    """
+    rvm_path, schp_path = job.inputs
+    rvm, schp = read_gray(rvm_path), read_gray(schp_path)
+    check_same_size(rvm_path, rvm, schp_path, schp)
+    return merge_masks(rvm, schp, dilation, threshold)
+
+
+def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | None = None) -> MergeReport:
+    """Write ``<out_dir>/<camera>/<stem><out_ext>`` for every frame of ``layout`` (the RVM masks) that
+    has an SCHP mask ``<schp_dir>/<camera>/<stem><schp_ext>``; frames of one input only are listed in
+    the report and skipped.
+    """
+    report = MergeReport()
+    jobs = []
+    for camera in layout.cameras:
+        schp_folder = layout.output_dir(options.schp_dir, camera.name)
+        schp = {p.stem: p for p in schp_folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                and p.suffix.lower() == options.schp_ext.lower()} if schp_folder.is_dir() else {}
+        stems = {frame.stem for frame in camera.frames}
+        report.without_rvm += [(camera.name, stem) for stem in sorted(schp) if stem not in stems]
+        report.cameras.append(camera.name)
+        for frame in camera.frames:
+            if frame.stem not in schp:
+                report.without_schp.append((camera.name, frame.stem))
+                continue
+            jobs.append(MaskJob(camera.name, frame.stem, (frame, schp[frame.stem]),
+                                layout.output_path(options.out_dir, camera.name, frame, options.out_ext)))
+    run_mask_jobs(jobs, lambda job: merge_frame(job, options.dilation, options.threshold), report, "merge",
+                  options.workers, options.quality, options.overwrite, progress)
+    return report
