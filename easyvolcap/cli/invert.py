@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from . import HelpFormatter, add_run_args, resolve_shard, run_main, with_preview
+from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
 from .mask_folders import add_mask_dataset_args, discover_masks
 
 __all__ = ["build_parser", "main"]
@@ -32,22 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Invert every mask the flags ask for; returns the runner's report."""
+def run(args: argparse.Namespace) -> Outcome:
+    """Invert every mask the flags ask for; returns the layout and the runner\'s report."""
     from ..runners.invert import InvertOptions, run_invert
 
     layout = discover_masks(args, TOOL, args.masks_dir, "--masks_dir", EXTENSIONS)
     options = InvertOptions(inv_masks_dir=args.inv_masks_dir, overwrite=args.overwrite, workers=args.workers,
                             quality=args.quality)
-    return run_invert(layout, options)
+    return Outcome(layout, run_invert(layout, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..preview import mask_file_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.masks_dir, args.only, EXTENSIONS, resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     line = (f"{TOOL}: wrote {report.written} inverted masks to {layout.root / args.inv_masks_dir} "
             f"({len(report.cameras)} cameras) in {report.seconds:.1f} s")
     if report.complete:

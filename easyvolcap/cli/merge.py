@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..errors import EvcError
 from ..image_io import MASK_EXTENSIONS
 from ..masks import THRESHOLD
-from . import HelpFormatter, add_run_args, resolve_shard, run_main, with_preview
+from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
 from .backgrounds import non_negative_int
 from .mask_folders import add_mask_dataset_args, discover_masks
 
@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Merge every frame the flags ask for; returns the runner's report."""
+def run(args: argparse.Namespace) -> Outcome:
+    """Merge every frame the flags ask for; returns the layout and the runner\'s report."""
     from ..runners.merge import MergeOptions, run_merge
 
     layout = discover_masks(args, TOOL, args.rvm_dir, "--rvm_dir", (args.rvm_ext,))
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace):
     options = MergeOptions(schp_dir=args.schp_dir, schp_ext=args.schp_ext, out_dir=args.out_dir,
                            out_ext=args.out_ext or args.rvm_ext, dilation=args.dilation, threshold=args.threshold,
                            overwrite=args.overwrite, workers=args.workers, quality=args.quality)
-    return run_merge(layout, options)
+    return Outcome(layout, run_merge(layout, options))
 
 
 def _examples(frames: list[tuple[str, str]]) -> str:
@@ -68,12 +68,11 @@ def _examples(frames: list[tuple[str, str]]) -> str:
     return shown + (" ..." if len(frames) > 3 else "")
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Warn once about frames of one input only, write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..preview import mask_file_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.rvm_dir, args.only, (args.rvm_ext,), resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     out_ext = args.out_ext or args.rvm_ext
     skipped = len(report.without_schp) + len(report.without_rvm)
     if skipped:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import EvcError
 from ..layout import DatasetLayout
-from . import HelpFormatter, positive_int, run_main
+from . import HelpFormatter, Outcome, positive_int, run_main
 
 __all__ = ["build_parser", "main"]
 
@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Write the video the flags ask for; returns the runner's report."""
+def run(args: argparse.Namespace) -> Outcome:
+    """Write the video the flags ask for; returns the layout and the runner\'s report."""
     from ..runners.visualize import VideoOptions, require_ffmpeg, run_visualize
 
     if not args.store:
@@ -76,11 +76,12 @@ def run(args: argparse.Namespace):
         raise EvcError(f"{layout.root / args.mask_dir}: mask folder not found (set --mask_dir)")
     options = VideoOptions(output=output, mask_dir=args.mask_dir, fps=args.fps, ratio=args.ratio,
                            max_length=args.max_length, label=args.label, workers=args.workers)
-    return run_visualize(layout, options)
+    return Outcome(layout, run_visualize(layout, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """The summary line."""
+    report = outcome.report
     (rows, columns), (tile_h, tile_w), (height, width) = report.grid, report.tile, report.size
     rate = report.frames / report.seconds if report.seconds else 0.0
     line = (f"{TOOL}: wrote {report.frames} frames to {report.path} ({report.cameras} cameras in {rows} x {columns} "

@@ -25,7 +25,6 @@ from ..masks import binarize, check_same_size
 from ..parallel import prefetch_map
 from ..preview import label_tile
 from ..progress import progress_bar
-from .common import camera_size, read_frame
 
 __all__ = ["INSTALL_HINT", "VideoOptions", "VideoReport", "grid_shape", "require_ffmpeg", "run_visualize"]
 
@@ -88,8 +87,8 @@ class _Composer:
     def __init__(self, layout: DatasetLayout, options: VideoOptions) -> None:
         self.layout, self.options = layout, options
         self.cameras = layout.cameras
-        self.frames = [{frame.stem: frame for frame in camera.frames} for camera in self.cameras]
-        self.sizes = [camera_size(camera) for camera in self.cameras]
+        self.frames = [{frame.stem: t for t, frame in enumerate(camera.frames)} for camera in self.cameras]
+        self.sizes = [camera.size() for camera in self.cameras]
         height, width = self.sizes[0]
         self.tile = max(1, round(height * options.ratio)), max(1, round(width * options.ratio))
         self.grid = grid_shape(len(self.cameras), *self.tile)
@@ -101,14 +100,14 @@ class _Composer:
 
     def _tile(self, c: int, stem: str) -> np.ndarray | str | None:
         """The tile; ``None`` without that frame; ``"<camera>/<stem>"`` when the frame has no mask."""
-        camera, frame = self.cameras[c], self.frames[c].get(stem)
-        if frame is None:
+        camera, t = self.cameras[c], self.frames[c].get(stem)
+        if t is None:
             return None
         mask_path = self._mask(camera, stem)
         if mask_path is None:
             return f"{camera.name}/{stem}"
-        image, mask = read_frame(camera, frame, self.sizes[c]), read_gray(mask_path)
-        check_same_size(camera.video or frame, image, mask_path, mask)
+        image, mask = camera.read_frame(t, self.sizes[c]), read_gray(mask_path)
+        check_same_size(camera.video or camera.frames[t], image, mask_path, mask)
         masked = image * binarize(mask)[..., None]
         if masked.shape[:2] != self.tile:
             masked = cv2.resize(masked, self.tile[::-1], interpolation=cv2.INTER_AREA)
