@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
-from easyvolcap.demo import make_demo_dataset
+from easyvolcap.demo import background, make_demo_dataset
+from easyvolcap.image_io import write_image
 from easyvolcap.synthetic import load_spec, synth_state_dict
 
 PARITY = Path(__file__).parent / "parity"
@@ -21,6 +23,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_capture(tmp_path) -> Path:
+    """2 cameras x 3 frames of 32x48, with truth masks in ``mask_png/`` and backgrounds in ``bkgd/``."""
+    root = make_demo_dataset(tmp_path / "data", cameras=2, frames=3, size=(32, 48), odd_size=None)
+    shutil.copytree(root / "gt_masks", root / "mask_png")
+    for c in range(2):
+        write_image(root / "bkgd" / f"{c:02d}.png", background(32, 48, seed=c))
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import types
 from collections.abc import Callable
@@ -14,9 +13,7 @@ from stubs import ColourParser, RedChannelMatting
 from torch import nn
 
 from easyvolcap import image_io
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.detectors import WholeFrameDetector
-from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import label_set
 from easyvolcap.runners.backgrounds import BackgroundOptions, run_backgrounds
@@ -50,12 +47,8 @@ RUNS: dict[str, tuple[str, Callable[[DatasetLayout], object]]] = {  # tool: (out
 
 
 @pytest.fixture
-def layout(tmp_path) -> DatasetLayout:
-    root = make_demo_dataset(tmp_path / "data", cameras=2, frames=3, size=(32, 48), odd_size=None)
-    shutil.copytree(root / "gt_masks", root / "mask_png")
-    for c in range(2):
-        write_image(root / "bkgd" / f"{c:02d}.png", background(32, 48, seed=c))
-    return DatasetLayout.discover(root)
+def layout(tiny_capture) -> DatasetLayout:
+    return DatasetLayout.discover(tiny_capture)
 
 
 @pytest.mark.parametrize("tool", RUNS)

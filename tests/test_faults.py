@@ -18,12 +18,8 @@ TOOLS = ("rvm", "bgmv2", "schp", "bkgd")
 
 
 @pytest.fixture
-def data(tmp_path) -> Path:
-    root = make_demo_dataset(tmp_path / "data", cameras=2, frames=3, size=(32, 48), odd_size=None)
-    shutil.copytree(root / "gt_masks", root / "mask_png")
-    for c in range(2):
-        write_image(root / "bkgd" / f"{c:02d}.png", background(32, 48, seed=c))
-    return root
+def data(tiny_capture) -> Path:
+    return tiny_capture
 
 
 @pytest.fixture
