@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..batching import plan_camera_batches
 from ..detectors import Detector, Person, expand_box, suppress_covered
 from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy
 from ..inference import BatchLimit, inference_session, run_with_backoff
@@ -56,7 +57,7 @@ class SchpOptions:
     mask_dir: str = "mask"
     schp_dir: str = "schp"
     logits_dir: str | None = None
-    batch_size: int = 8  # person crops per parser pass
+    batch_size: int | None = None  # person crops per parser pass; None: auto (easyvolcap.batching)
     frames_per_batch: int = 4  # frames per detector pass
     restore: str = "logits"
     overwrite: bool = False
@@ -74,6 +75,9 @@ class SchpReport:
     cameras_processed: list[str] = field(default_factory=list)
     cameras_complete: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # crops per parser pass, by camera
+    batch_mode: str = ""  # auto: chosen by the rule; set: --batch_size
+    batch_lowered: dict[str, int] = field(default_factory=dict)  # the back-off's limit, when it struck
 
 
 @dataclass(frozen=True)
@@ -231,14 +235,15 @@ class _Parsing:
         self.layout, self.detector, self.parser, self.label_set = layout, detector, parser, labels
         self.device, self.dtype, self.options, self.writer, self.report = device, dtype, options, writer, report
         self.memory_format = memory_format  # of parser input batches
-        self.limit = BatchLimit(options.batch_size)
+        self.limits: dict[int, BatchLimit] = {}  # by planned batch: a camera's crops split the same way in every run
         self.palette = get_palette(labels.num_classes)
         self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
         self.lock = threading.Lock()
 
-    def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
-        """Detect, crop and parse the people of a batch of frames; restoring and writing go to the writer."""
+    def run_batch(self, items: list[Item], images: list[np.ndarray], batch_size: int) -> None:
+        """Detect, crop and parse the people of a batch of frames (``batch_size`` crops per parser pass);
+        restoring and writing go to the writer."""
         crops: list[list[Crop]] = []
         inputs: list[np.ndarray] = []
         for image, people in zip(images, self.detector.detect(images), strict=True):
@@ -251,7 +256,8 @@ class _Parsing:
                 inputs.append(warp_to_input(rgb, crop.trans, self.label_set.input_size)[..., ::-1])
         logits: list[np.ndarray] = []
         run_with_backoff(inputs, size=len, split=lambda work, n: (work[i:i + n] for i in range(0, len(work), n)),
-                         forward=lambda work: logits.extend(self._parse(work)), limit=self.limit,
+                         forward=lambda work: logits.extend(self._parse(work)),
+                         limit=self.limits.setdefault(batch_size, BatchLimit(batch_size)),
                          warn=lambda message: tqdm.write(f"schp: warning: {message}", file=sys.stderr))
         start = 0
         for (camera, t), image, frame_crops in zip(items, images, crops, strict=True):
@@ -337,6 +343,10 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     start = time.perf_counter()
     report = SchpReport()
     sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    report.batch_mode = "auto" if options.batch_size is None else "set"
+    report.batch_sizes = plan_camera_batches(
+        "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
+        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda")
     batches: list[list[Item]] = []
     for camera in layout.cameras:  # batches never mix cameras: a camera's files do not depend on the others
         for t0 in range(0, len(camera), options.frames_per_batch):
@@ -361,7 +371,10 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
             inference_session(parser, device) as memory_format:
         parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report, memory_format)
         for batch in batches:
-            parsing.run_batch(batch, [next(reader) for _ in batch])
+            parsing.run_batch(batch, [next(reader) for _ in batch], report.batch_sizes[batch[0][0].name])
             bar.update(len(batch))
+        lowered = [limit.value for limit in parsing.limits.values() if limit.announced]
+        if lowered:
+            report.batch_lowered = {str(device): min(lowered)}
     report.seconds = time.perf_counter() - start
     return report
