@@ -1,4 +1,4 @@
-"""Speed and peak memory of each model's forward passes against the batch size (what ``--batch_size auto`` is read from).
+"""Speed and peak memory of each model's forward passes by batch size (what ``--batch_size auto`` is read from).
 
     python bench/batch_sweep.py                          # RVM, BGMv2, SCHP on the CPU; 540p, 1080p, 4K; batches 1-16
     python bench/batch_sweep.py --models rvm:resnet50 --sizes 1080p --batches 1 2 4 8

@@ -104,8 +104,8 @@ def test_rvm_summary_names_the_auto_batch_and_too_little_memory_is_one_line(data
                                                                             monkeypatch):
     from easyvolcap.cli.rvm import main
 
-    args = ["--data_root", str(dataset), "--variant", "mobilenetv3", "--chkpt_path", str(rvm_checkpoints["mobilenetv3"]),
-            "--device", "cpu", "--workers", "2", "--no_preview"]
+    args = ["--data_root", str(dataset), "--variant", "mobilenetv3", "--device", "cpu", "--workers", "2",
+            "--chkpt_path", str(rvm_checkpoints["mobilenetv3"]), "--no_preview"]
     assert main(args) == 0
     assert f"batch {batching.CPU_MAX_BATCH} (auto)" in capsys.readouterr().out  # tiny images: the cap
     fixed_memory(monkeypatch, 0.5)

@@ -26,21 +26,30 @@ def workload(spec: dict) -> dict:
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2", "schp"])
-def test_tool_model_and_loop_workloads(tmp_path, tool):
+def test_tool_model_and_peer_workloads(tmp_path, tool):
     root = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(48, 64), odd_size=None)
     write_image(root / "bkgd" / "00.png", background(48, 64, seed=0))
     variant, keys = SPECS[tool]
     weights = tmp_path / "weights.pth"
     workload({"mode": "weights", "keys": str(PARITY / f"{keys}.keys.json"), "out": str(weights)})
-    spec = {"tool": tool, "variant": variant, "root": str(root), "weights": str(weights), "batch": 2,
-            "device": "cpu", "workers": 2, "mask_dir": "bench_masks", "decode": "device"}
+    spec = {"tool": tool, "variant": variant, "root": str(root), "weights": str(weights), "batch": "default",
+            "device": "cpu", "workers": 2, "mask_dir": "bench_masks", "decode": "device", "rounds": 1}
     measured = workload({**spec, "mode": "tool"})
     assert set(measured) == {"tool", "model"}
     for kind in ("tool", "model"):
         assert measured[kind]["images"] == 2 and measured[kind]["seconds"] > 0 and measured[kind]["device"] == "cpu"
+    assert measured["tool"]["batch_text"] == {"rvm": "auto (16)", "bgmv2": "8", "schp": "auto (2)"}[tool]
     assert len(list((root / "bench_masks" / "00").iterdir())) == 2
-    loop = workload({**spec, "mode": "loop", "mask_dir": "loop_masks"})["loop"]
-    assert loop["images"] == 2 and len(list((root / "loop_masks" / "00").iterdir())) == 2
+    sys.path.insert(0, str(BENCH))
+    try:
+        import matting
+    finally:
+        sys.path.remove(str(BENCH))
+    for peer in matting.PEERS[tool]:
+        result = workload({**spec, "mode": "peer", "peer": peer, "mask_dir": f"{peer}_masks"})[peer]
+        ext = ".png" if peer in ("rvm_convert_video", "simple_extractor") else ".jpg"
+        written = sorted(p.name for p in (root / f"{peer}_masks" / "00").iterdir())
+        assert result["images"] == 2 and written == [f"00000{t}{ext}" for t in range(2)]
 
 
 def test_background_bench_measures_every_camera(tmp_path):
