@@ -80,3 +80,45 @@ def test_background_bench_measures_every_camera(tmp_path):
         ours = cv2.imread(str(root / "bench" / f"{camera}.png"), cv2.IMREAD_UNCHANGED)[..., :3]
         theirs = cv2.imread(str(root / f"baseline_{camera}.png"))
         assert np.abs(ours.astype(int) - theirs).max() <= 1  # float32 sums in the baseline round alike
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_cuda_check_compares_masks_within_the_stated_tolerance():
+    import numpy as np
+
+    cuda_check = _bench_module("cuda_check")
+    reference = {"00/000000": np.full((10, 10), 200, np.uint8)}
+    assert cuda_check.compare(reference, {"00/000000": reference["00/000000"] + 1}, "rvm", "fp32")[0]
+    far = reference["00/000000"].copy()
+    far[0, :2] = 160  # 2 of 100 pixels 40 levels off (mean 0.8): over fp32's 1% but within fp16's 3%
+    assert not cuda_check.compare(reference, {"00/000000": far}, "rvm", "fp32")[0]
+    assert cuda_check.compare(reference, {"00/000000": far}, "bgmv2", "fp16")[0]
+    assert not cuda_check.compare(reference, {}, "rvm", "fp32")[0]
+    assert cuda_check.compare(reference, {"00/000000": far}, "schp", "fp32")[0]  # still person everywhere
+    far[0, :3] = 0
+    ok, text = cuda_check.compare(reference, {"00/000000": far}, "schp", "fp16")
+    assert not ok and "3.00%" in text
+
+
+def test_cuda_check_logic_runs_on_the_cpu(tmp_path, monkeypatch):
+    """The whole check on the CPU with tiny frames: datasets, reference, runs, an injected out-of-memory error
+    that the back-off absorbs, mask comparison and the table."""
+    monkeypatch.syspath_prepend(str(BENCH))  # its workloads module
+    cuda_check = _bench_module("cuda_check")
+    monkeypatch.setitem(cuda_check.MODELS, "rvm", ("mobilenetv3", "rvm_mobilenetv3"))  # the light variants
+    monkeypatch.setitem(cuda_check.MODELS, "bgmv2", ("mobilenetv2", "bgmv2_mobilenetv2"))
+    lines: list[str] = []
+    results = cuda_check.check(["tiny"], "cpu", 1, {"tiny": 3}, ["rvm", "bgmv2"], tmp_path, echo=lines.append)
+    assert [(r.tool, r.config) for r in results] == [("rvm", "fp32"), ("rvm", "forced out-of-memory"),
+                                                     ("bgmv2", "fp32"), ("bgmv2", "forced out-of-memory")]
+    assert all(r.ok for r in results), cuda_check.table(results)
+    assert results[0].ips > 0 and results[0].model_ips > 0 and results[0].batch == "auto (16)"
+    assert "back-off to" in " ".join(results[1].notes)
+    assert cuda_check.table(results).splitlines()[0] == cuda_check.HEADER and len(lines) == 4
