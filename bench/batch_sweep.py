@@ -143,13 +143,18 @@ def child(spec: dict) -> dict:
 
 
 def weights_file(folder: Path, model_key: str) -> Path:
-    """The synthesized checkpoint of ``model_key``, written once (in a child process)."""
-    path = folder / f"{KEYS[model_key]}.pth"
+    """The synthesized checkpoint of ``model_key``, written once."""
+    return synthesized_checkpoint(folder, KEYS[model_key])
+
+
+def synthesized_checkpoint(folder: Path, keys: str) -> Path:
+    """``<folder>/<keys>.pth``: the synthesized weights of ``tests/parity/<keys>.keys.json``, written once (in a
+    child process: the caller stays small, and so does the peak RSS its children inherit)."""
+    path = folder / f"{keys}.pth"
     if not path.exists():
         code = ("import sys, torch; from easyvolcap.synthetic import load_spec, synth_state_dict; "
                 "torch.save(synth_state_dict(load_spec(sys.argv[1])), sys.argv[2])")
-        subprocess.run([sys.executable, "-c", code, str(PARITY / f"{KEYS[model_key]}.keys.json"), str(path)],
-                       check=True)
+        subprocess.run([sys.executable, "-c", code, str(PARITY / f"{keys}.keys.json"), str(path)], check=True)
     return path
 
 

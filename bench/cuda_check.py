@@ -31,7 +31,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-PARITY = Path(__file__).resolve().parent.parent / "tests" / "parity"
 SIZES = {"tiny": (48, 64), "540p": (540, 960), "1080p": (1080, 1920), "4K": (2160, 3840)}
 MODELS = {"rvm": ("resnet50", "rvm_resnet50"), "bgmv2": ("resnet101", "bgmv2_resnet101"), "schp": ("lip", "schp_lip")}
 # (mean absolute difference in levels, share of pixels more than 32 levels apart) allowed against the CPU
@@ -153,14 +152,10 @@ def _oom_once(tool: str):
 
 
 def synthesize(folder: Path, tool: str) -> Path:
-    """The synthesized checkpoint of the tool's default model (written once, in a child process)."""
-    path = folder / f"{MODELS[tool][1]}.pth"
-    if not path.exists():
-        code = ("import sys, torch; from easyvolcap.synthetic import load_spec, synth_state_dict; "
-                "torch.save(synth_state_dict(load_spec(sys.argv[1])), sys.argv[2])")
-        subprocess.run([sys.executable, "-c", code, str(PARITY / f"{MODELS[tool][1]}.keys.json"), str(path)],
-                       check=True)
-    return path
+    """The synthesized checkpoint of the tool's default model (written once)."""
+    from batch_sweep import synthesized_checkpoint
+
+    return synthesized_checkpoint(folder, MODELS[tool][1])
 
 
 def configs(device: str, tool: str, devices: int) -> list[tuple[str, dict]]:

@@ -122,3 +122,24 @@ def test_cuda_check_logic_runs_on_the_cpu(tmp_path, monkeypatch):
     assert results[0].ips > 0 and results[0].model_ips > 0 and results[0].batch == "auto (16)"
     assert "back-off to" in " ".join(results[1].notes)
     assert cuda_check.table(results).splitlines()[0] == cuda_check.HEADER and len(lines) == 4
+
+
+def test_matting_rows_print_defaults_tuned_and_peers_as_table_and_markdown(monkeypatch):
+    """The plan has default rows with peers and a labelled tuned row; the table, the peer lines and the markdown
+    rows (with the command) come out of one measured row."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    matting, run_all = _bench_module("matting"), _bench_module("run_all")
+    cases = matting.plan(matting.build_parser().parse_args(["--tools", "rvm"]))
+    assert [(c.group, c.resolution, c.batch, c.peers) for c in cases] == [
+        ("defaults", "1080p", "default", True), ("defaults", "540p", "default", True), ("tuned", "1080p", 8, False)]
+    row = {"tool": "rvm", "variant": "mobilenetv3", "group": "defaults", "device": "cpu", "resolution": "1080p",
+           "cameras": 2, "frames": 12, "batch": "default", "batch_text": "auto (2)", "tool_ips": 6.0, "model_ips": 6.5,
+           "efficiency": 0.92, "tool_rss": 2**30, "tool_cuda": None, "busy": 0.0,
+           "peers": {"evc_rvm": {"ips": 3.0, "speedup": 2.0, "rss": 2 * 2**30, "cuda": None},
+                     "rvm_convert_video": {"ips": 4.0, "speedup": 1.5, "rss": 2**29, "cuda": None}}}
+    lines = matting.format_row(row).splitlines()
+    assert "auto (2)" in lines[0] and "EasyVolcap's RVM script" in lines[1] and "tool 2.00x" in lines[1]
+    table = matting.markdown([row], "python bench/matting.py").splitlines()
+    assert table[0] == "`python bench/matting.py`:" and len(table) == 6
+    assert "| RVM's convert_video | 4.00 | 1.50x | 512MB |" in table[-1]
+    assert len(run_all.combined([], [row]).splitlines()) == 3
