@@ -42,9 +42,8 @@ import cv2
 import numpy as np
 import torch
 
-from easyvolcap.image_io import read_rgb
+from easyvolcap.image_io import image_size, read_rgb
 from easyvolcap.layout import Camera, DatasetLayout
-from easyvolcap.runners.common import image_size
 
 
 def _busy_jiffies() -> int:

@@ -11,27 +11,20 @@ import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from .errors import EvcError
-from .models._checkpoint import Checkpoint
-from .weights import load_checkpoint, load_strict, resolve_checkpoint
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DETECTORS", "SCORE_THRESHOLD", "Detector", "Detectron2Detector", "Person", "TorchvisionDetector",
-           "WholeFrameDetector", "build_detector", "expand_box", "suppress_covered"]
+           "WholeFrameDetector", "expand_box", "suppress_covered"]
 
 DETECTORS = ("torchvision", "detectron2", "none")
 SCORE_THRESHOLD = 0.5
-TORCHVISION_MASKRCNN = Checkpoint(
-    variant="maskrcnn_resnet50_fpn", file_name="maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    url="https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth",
-    license="BSD-3-Clause (torchvision); COCO-trained")
-DETECTRON2_CIHP = Checkpoint(
-    variant="cascade_mask_rcnn_x152_cihp", file_name="detectron2_maskrcnn_cihp_finetune.pth", url=None,
-    source="Google Drive id 1T797HPC9V1mmw0cDoVOPSF1F_rrTcGPG (SCHP mhp_extension/demo.ipynb)", license="MIT")
 
 
 @dataclass(frozen=True)
@@ -65,16 +58,13 @@ class TorchvisionDetector:
     detector does; masks are thresholded at 0.5.
     """
 
-    def __init__(self, state_dict: dict[str, torch.Tensor], device: torch.device, source: str = "weights") -> None:
-        from torchvision.models.detection import maskrcnn_resnet50_fpn
-
-        model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
-                                      box_score_thresh=SCORE_THRESHOLD)
-        load_strict(model, state_dict, source)
-        self.model = model.eval().to(device)
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self.model = model  # maskrcnn_resnet50_fpn in eval mode on ``device`` (see easyvolcap.pretrained)
         self.device = device
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+        import torch
+
         batch = [torch.from_numpy(image).to(self.device).permute(2, 0, 1).float().div_(255) for image in images]
         with torch.inference_mode():
             outputs = self.model(batch)
@@ -89,13 +79,6 @@ class TorchvisionDetector:
         return people
 
 
-def _require_detectron2() -> None:
-    if importlib.util.find_spec("detectron2") is None:
-        raise EvcError("--detector detectron2 needs detectron2, which is not installed; install it with "
-                       "pip install 'git+https://github.com/facebookresearch/detectron2.git' "
-                       "(see 3rdparty/README.md), or use --detector torchvision")
-
-
 class Detectron2Detector:
     """Upstream's detector: detectron2 Cascade Mask R-CNN X-152 (GN, DCN) finetuned on CIHP, one class.
 
@@ -103,8 +86,16 @@ class Detectron2Detector:
     short side 800 / long side <= 1333, BGR input.
     """
 
+    @staticmethod
+    def require() -> None:
+        """Raises EvcError with the install command when detectron2 is not importable."""
+        if importlib.util.find_spec("detectron2") is None:
+            raise EvcError("--detector detectron2 needs detectron2, which is not installed; install it with "
+                           "pip install 'git+https://github.com/facebookresearch/detectron2.git' "
+                           "(see 3rdparty/README.md), or use --detector torchvision")
+
     def __init__(self, weights: Path, device: torch.device) -> None:
-        _require_detectron2()
+        self.require()
         from detectron2 import model_zoo
         from detectron2.config import get_cfg
         from detectron2.engine import DefaultPredictor
@@ -121,6 +112,8 @@ class Detectron2Detector:
         self.predictor = DefaultPredictor(cfg)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Person]]:
+        import torch
+
         people = []
         for image in images:
             instances = self.predictor(np.ascontiguousarray(image[..., ::-1]))["instances"].to("cpu")
@@ -128,25 +121,6 @@ class Detectron2Detector:
             people.append([Person(tuple(instances.pred_boxes.tensor[i].tolist()), float(instances.scores[i]),
                                   instances.pred_masks[i].numpy()) for i in order.tolist()])
         return people
-
-
-def build_detector(name: str, device: torch.device, chkpt_path: str | None = None,
-                   chkpt_dir: str | None = None) -> Detector:
-    """The ``--detector`` backend, its weights found like every checkpoint (given path, cache, download).
-
-    Raises:
-        EvcError: weights missing or wrong, or detectron2 not installed.
-    """
-    if name == "none":
-        return WholeFrameDetector()
-    if name == "detectron2":
-        _require_detectron2()  # before looking for its weights
-        given = chkpt_path or (Path(chkpt_dir) / DETECTRON2_CIHP.file_name if chkpt_dir else None)
-        return Detectron2Detector(resolve_checkpoint(DETECTRON2_CIHP, given), device)
-    if name != "torchvision":
-        raise EvcError(f"--detector {name}: unknown; use one of {', '.join(DETECTORS)}")
-    path = resolve_checkpoint(TORCHVISION_MASKRCNN, chkpt_path)
-    return TorchvisionDetector(load_checkpoint(path), device, str(path))
 
 
 def suppress_covered(people: list[Person], threshold: float = 0.5) -> list[Person]:

@@ -8,29 +8,37 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import tempfile
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import EvcError
+from .png import encode_png
 
-__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "encode_png",
-           "read_gray", "read_rgb", "write_image"]
+__all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy",
+           "image_size", "read_gray", "read_rgb", "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> gray, RGB, RGBA
-_PNG_PART_BYTES = 1 << 20  # filtered bytes per deflate part
-_PNG_IDAT_BYTES = 1 << 30  # a chunk holds less than 2**31 bytes: the zlib stream is split across IDAT chunks
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(height, width)`` of an image file, read from its header only.
+
+    Raises:
+        EvcError: the file is not a readable image.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise EvcError(f"{path}: not a readable image ({error})") from error
+    return height, width
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -95,51 +103,6 @@ def encode_image(image: np.ndarray, ext: str, quality: int = 85, threads: int = 
     if not ok:
         raise EvcError(f"cannot encode a {image.shape} image as {ext}")
     return buffer.tobytes()
-
-
-def encode_png(image: np.ndarray, threads: int = 1) -> bytes:
-    """A PNG of an ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8 array, in ``threads`` threads.
-
-    Every row is filtered by "sub" (each byte minus the one a pixel before), the rows are deflated at
-    level 1 in parts of about 1 MB, each part its own block run of the one zlib stream (as pigz does:
-    no part refers back into another), so the parts compress in parallel while the file stays one
-    ordinary PNG. The parts depend on the image alone: the bytes are the same for any ``threads``.
-    """
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"expected a uint8 (H, W), (H, W, 3) or (H, W, 4) image, got {image.dtype} {image.shape}")
-    height, width = image.shape[:2]
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if not height or not width:
-        raise ValueError(f"cannot encode an empty {image.shape} image as PNG")
-    rows = np.ascontiguousarray(image).reshape(height, width * channels)
-    filtered = np.empty((height, width * channels + 1), np.uint8)
-    filtered[:, 0] = 1  # filter type "sub"
-    filtered[:, 1:1 + channels] = rows[:, :channels]
-    np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, 1 + channels:])  # modulo 256
-    parts = max(1, min(height, filtered.nbytes // _PNG_PART_BYTES))
-    bounds = [height * i // parts for i in range(parts + 1)]
-
-    def deflate(part: int) -> bytes:
-        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)  # raw deflate: the zlib header is written once
-        data = compressor.compress(filtered[bounds[part]:bounds[part + 1]])
-        return data + compressor.flush(zlib.Z_FINISH if part == parts - 1 else zlib.Z_SYNC_FLUSH)
-
-    if threads > 1 and parts > 1:
-        with ThreadPoolExecutor(min(threads, parts)) as pool:  # zlib releases the GIL while it compresses
-            checksum = pool.submit(zlib.adler32, filtered)
-            deflated = list(pool.map(deflate, range(parts)))
-            adler = checksum.result()
-    else:
-        deflated, adler = [deflate(part) for part in range(parts)], zlib.adler32(filtered)
-    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
-    idat = b"".join([b"\x78\x01", *deflated, struct.pack(">I", adler)])  # zlib stream: deflate, fastest level
-    chunks = [_png_chunk(b"IDAT", idat[i:i + _PNG_IDAT_BYTES]) for i in range(0, len(idat), _PNG_IDAT_BYTES)]
-    return b"".join([_PNG_SIGNATURE, _png_chunk(b"IHDR", header), *chunks, _png_chunk(b"IEND", b"")])
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    """One PNG chunk: length, type, data, CRC of type and data."""
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def encode_label_png(labels: np.ndarray, palette: np.ndarray) -> bytes:

@@ -11,8 +11,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .errors import EvcError
-from .video import VIDEO_EXTENSIONS, count_frames
+from .image_io import image_size, read_rgb
+from .video import VIDEO_EXTENSIONS, count_frames, open_video
 
 __all__ = ["IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
 
@@ -52,6 +55,34 @@ class Camera:
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the camera's frames: its first image's (from the header), or its video's.
+
+        Raises:
+            EvcError: the first image is not readable.
+        """
+        if self.video is not None:
+            video = open_video(self.video)
+            return video.height, video.width
+        return image_size(self.frames[0])
+
+    def read_frame(self, t: int, size: tuple[int, int]) -> np.ndarray:
+        """Decode frame ``t`` as RGB uint8, checking it has the camera's ``size`` (``(height, width)``,
+        from :meth:`size`, which callers keep rather than re-reading a header per frame).
+
+        Raises:
+            EvcError: the image is unreadable or of another size than the camera's first frame.
+        """
+        image = open_video(self.video).frame(t) if self.video is not None else read_rgb(self.frames[t])
+        if image.shape[:2] != size:
+            raise self.size_error(t, image.shape[:2], size)
+        return image
+
+    def size_error(self, t: int, got: tuple[int, int], want: tuple[int, int]) -> EvcError:
+        """The error for frame ``t`` decoded at ``(height, width)`` ``got`` in a camera of frames of ``want``."""
+        return EvcError(f"{self.frames[t]}: image is {got[1]}x{got[0]}, but camera {self.name} starts at "
+                        f"{want[1]}x{want[0]}; a camera keeps one size")
 
 
 @dataclass(frozen=True)
@@ -111,6 +142,12 @@ class DatasetLayout:
         if not cameras and shard is None:
             raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
         return cls(root, image_dir, tuple(cameras), tuple(skipped))
+
+    def merge(self, other: DatasetLayout) -> DatasetLayout:
+        """This layout with the cameras of ``other``, another shard of the same dataset, in natural order."""
+        cameras = sorted((*self.cameras, *other.cameras), key=lambda camera: natural_key(camera.name))
+        skipped = sorted((*self.skipped, *other.skipped), key=natural_key)
+        return DatasetLayout(self.root, self.image_dir, tuple(cameras), tuple(skipped))
 
     @property
     def num_frames(self) -> int:

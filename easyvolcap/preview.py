@@ -27,9 +27,7 @@ GAP = 2  # pixels between tiles
 
 def _frame(camera: Camera, t: int) -> np.ndarray:
     """Frame ``t`` of a camera, from its image file or its video."""
-    from .runners.common import camera_size, read_frame
-
-    return read_frame(camera, camera.frames[t], camera_size(camera))
+    return camera.read_frame(t, camera.size())
 
 
 def fit_tile(image: np.ndarray) -> np.ndarray:

@@ -43,8 +43,13 @@ def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = N
                        f"from {checkpoint.source} and pass --chkpt_path FILE (or save it there)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(checkpoint.url, str(path), hash_prefix=None, progress=progress)
-    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        torch.hub.download_url_to_file(checkpoint.url, str(path), hash_prefix=checkpoint.hash_prefix, progress=progress)
+    except RuntimeError as error:
+        if "hash" in str(error):  # torch.hub: the file's sha256 does not start with hash_prefix (file removed)
+            raise EvcError(f"{checkpoint.url}: downloaded file does not match its sha256; try again") from error
+        raise EvcError(f"cannot download {checkpoint.file_name} ({error}); fetch {checkpoint.url} "
+                       f"and save it as {path}, or pass --chkpt_path FILE") from error
+    except (urllib.error.URLError, OSError) as error:
         raise EvcError(f"cannot download {checkpoint.file_name} ({error}); fetch {checkpoint.url} "
                        f"and save it as {path}, or pass --chkpt_path FILE") from error
     if checkpoint.sha256 and _sha256(path) != checkpoint.sha256:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -186,5 +187,5 @@ def test_empty_camera_is_skipped_with_a_warning(scene, capsys):
 
 def test_memory_size_parsing():
     assert memory_size("2G") == 2 << 30 and memory_size("512MiB") == 512 << 20 and memory_size("1000") == 1000
-    with pytest.raises(Exception, match="not a memory size"):
+    with pytest.raises(argparse.ArgumentTypeError, match="not a memory size"):
         memory_size("lots")

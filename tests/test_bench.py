@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def test_background_bench_measures_every_camera(tmp_path):
     finally:
         sys.path.remove(str(BENCH))
     assert bench_backgrounds.parse_row("4x10") == (4, 10)
-    with pytest.raises(Exception, match="CAMERASxFRAMES"):
+    with pytest.raises(argparse.ArgumentTypeError, match="CAMERASxFRAMES"):
         bench_backgrounds.parse_row("4 cameras")
     lines: list[str] = []
     rows = bench_backgrounds.run([(2, 3)], 24, 32, echo=lines.append, repeat=1)

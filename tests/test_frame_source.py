@@ -12,14 +12,13 @@ from easyvolcap.demo import make_demo_dataset
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
-from easyvolcap.runners.common import camera_size
 from easyvolcap.runners.frame_source import FrameSource, device_decode_works, is_jpeg_camera
 
 CPU = torch.device("cpu")
 
 
 def sources(layout: DatasetLayout, device: torch.device = CPU) -> tuple[FrameSource, FrameSource]:
-    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
     return FrameSource(device, sizes, "host"), FrameSource(device, sizes, "device")
 
 

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from easyvolcap.errors import EvcError
-from easyvolcap.image_io import atomic_write, encode_image, encode_png, read_rgb, write_image
+from easyvolcap.image_io import atomic_write, encode_image, read_rgb, write_image
+from easyvolcap.png import encode_png
 
 RGB = np.dstack([np.full((6, 8), 10, np.uint8), np.full((6, 8), 120, np.uint8), np.full((6, 8), 250, np.uint8)])
 
@@ -121,10 +122,10 @@ def test_png_encoder_round_trips_through_opencv_and_pillow(shape):
 
 def test_png_parts_join_into_one_stream(monkeypatch):
     """Many small deflate parts (one per row or so) still make one valid zlib stream, in many IDAT chunks."""
-    import easyvolcap.image_io as image_io
+    import easyvolcap.png as png
 
-    monkeypatch.setattr(image_io, "_PNG_PART_BYTES", 64)
-    monkeypatch.setattr(image_io, "_PNG_IDAT_BYTES", 100)  # and the stream split across many IDAT chunks
+    monkeypatch.setattr(png, "_PART_BYTES", 64)
+    monkeypatch.setattr(png, "_IDAT_BYTES", 100)  # and the stream split across many IDAT chunks
     image = np.random.default_rng(0).integers(0, 256, (50, 31, 3), dtype=np.uint8)
     data = encode_png(image, threads=3)
     assert data == encode_png(image) and data != encode_png(image[:, :, ::-1]) and data.count(b"IDAT") > 10

@@ -45,12 +45,23 @@ def test_session_gives_the_same_results_up_to_rounding():
     torch.testing.assert_close(tuned, plain, rtol=1e-5, atol=1e-6)
 
 
-def test_freed_memory_is_kept_only_inside_the_outermost_block():
+def test_freed_memory_is_kept_only_inside_the_outermost_block(monkeypatch):
+    calls = []
+
+    class FakeGlibc:
+        def mallopt(self, parameter, value):
+            calls.append((parameter, value))
+
+    monkeypatch.setattr(inference, "_glibc", lambda: FakeGlibc())
     with keep_freed_memory():
         with keep_freed_memory():
-            assert inference._kept in (0, 2)  # 0 where the C library is not glibc
-        assert inference._kept in (0, 1)
-    assert inference._kept == 0
+            keep = inference._KEEP
+            assert calls == [(inference._M_MMAP_THRESHOLD, keep), (inference._M_TRIM_THRESHOLD, keep)]
+        assert len(calls) == 2  # the inner block's end leaves the thresholds alone
+    assert calls[2:] == list(inference._SETTLED.items())  # set back when the outermost block ends
+    monkeypatch.undo()
+    with keep_freed_memory():  # the real C library (glibc here, or nothing elsewhere)
+        pass
     big = torch.ones(2**24)  # 64 MB: allocation still works after the thresholds are set back
     assert big.sum() == 2**24
 

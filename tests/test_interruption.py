@@ -39,6 +39,10 @@ def command(tool: str, data: Path, checkpoints: dict, out: str) -> list[str]:
             "--no_preview"]
 
 
+def count_masks(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*.jpg"))
+
+
 def wait_for(folder: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,15 +80,15 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(data, checkpoints, tool)
     assert files(data / "out") == files(data / "reference")
 
 
-def test_ctrl_c_stops_within_a_second_saying_how_far_it_got(data, checkpoints):
+def test_ctrl_c_stops_after_the_pass_in_flight_saying_how_far_it_got(data, checkpoints):
     process = subprocess.Popen(command("rvm", data, checkpoints, "out"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     wait_for(data / "out" / "02", 4, process)
-    sent = time.monotonic()
     process.send_signal(signal.SIGINT)
+    at_signal = count_masks(data / "out")
     _, err = process.communicate(timeout=30)
-    assert time.monotonic() - sent < 1.5
     assert process.returncode == 130
+    assert count_masks(data / "out") - at_signal <= 2  # at most the pass in flight (--batch_size 2) is finished
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rvm: interrupted after ")
     assert f"of {8 + LONG} frames; finished outputs are kept, run the same command to resume" in lines[0]

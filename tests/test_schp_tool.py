@@ -17,6 +17,7 @@ from easyvolcap.detectors import Person, TorchvisionDetector, expand_box, suppre
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import get_palette, label_set
+from easyvolcap.pretrained import person_detector
 from easyvolcap.runners.schp import Crop, FrameCanvas, SchpOptions, run_schp
 from easyvolcap.synthetic import synth_state_dict
 
@@ -129,8 +130,10 @@ def test_torchvision_detector_runs_on_cpu_with_synthesized_weights(tmp_path):
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
     keys = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict()
-    detector = TorchvisionDetector(synth_state_dict({"tensors": [[k, list(v.shape), str(v.dtype)[6:]]
-                                                                 for k, v in keys.items()]}), torch.device("cpu"))
+    torch.save(synth_state_dict({"tensors": [[k, list(v.shape), str(v.dtype)[6:]] for k, v in keys.items()]}),
+               tmp_path / "maskrcnn.pth")
+    detector = person_detector("torchvision", checkpoint=tmp_path / "maskrcnn.pth", device=torch.device("cpu"))
+    assert isinstance(detector, TorchvisionDetector)
     make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(48, 64), odd_size=None)
     report = run_schp(DatasetLayout.discover(tmp_path / "d"), detector, ColourParser(), label_set("cihp"),
                       torch.device("cpu"), torch.float32, SchpOptions(frames_per_batch=2))

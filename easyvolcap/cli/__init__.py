@@ -8,13 +8,20 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import EvcError
 
+if TYPE_CHECKING:
+    from ..layout import DatasetLayout
+    from ..runners.report import Report
+
 __all__ = [
     "HelpFormatter",
+    "Outcome",
+    "Tool",
     "add_dataset_args",
     "add_device_args",
     "add_run_args",
@@ -29,6 +36,36 @@ __all__ = [
     "shard_spec",
     "with_preview",
 ]
+
+
+@dataclass
+class Outcome:
+    """What a tool's ``run`` hands to its ``finish``: the layout it discovered and the runner's report."""
+
+    layout: DatasetLayout
+    report: Report
+
+    def merge(self, other: Outcome) -> Outcome:
+        """This outcome and that of a worker that ran beside it over other cameras of the dataset."""
+        return Outcome(self.layout.merge(other.layout), self.report.merge(other.report))
+
+
+class Tool(Protocol):
+    """A command-line tool: a module under ``easyvolcap.cli`` with these four names (see :func:`run_main`)."""
+
+    TOOL: str  # its name in messages and summary lines
+
+    def build_parser(self) -> argparse.ArgumentParser:
+        """Its flags (parsing them imports no torch, so ``--help`` answers at once)."""
+        ...
+
+    def run(self, args: argparse.Namespace) -> Outcome:
+        """Does the work the flags ask for (in a worker process per device when there are several)."""
+        ...
+
+    def finish(self, args: argparse.Namespace, outcome: Outcome) -> str:
+        """Writes the preview from what the run found and returns the one-line summary."""
+        ...
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -219,7 +256,7 @@ def with_preview(line: str, path: Path | None) -> str:
 
 
 def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
-    """The one-line summary of a matting run (``RvmReport`` or ``Bgmv2Report``)."""
+    """The one-line summary of a matting run (a ``MattingReport``)."""
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{tool}: wrote {report.masks_written} masks to {mask_root} ({len(report.cameras_processed)} cameras "
             f"processed, {len(report.cameras_complete)} already complete; {model}, {batch_summary(report)}) "
@@ -235,13 +272,12 @@ def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
     return line
 
 
-def run_main(tool: ModuleType, argv: Sequence[str] | None) -> int:
+def run_main(tool: Tool, argv: Sequence[str] | None) -> int:
     """Parse ``argv``, run the tool (in one worker per device for a device list), print its summary.
 
-    ``tool`` is a CLI module with ``TOOL``, ``build_parser()``, ``run(args) -> report`` and
-    ``finish(args, report) -> str`` (preview and summary line). Expected faults become one line on
-    stderr. Exit codes: 0 success, 1 an expected fault (:class:`EvcError`), 2 bad flags (argparse),
-    130 interrupted. Unexpected exceptions are bugs and keep their traceback.
+    Expected faults become one line on stderr. Exit codes: 0 success, 1 an expected fault
+    (:class:`EvcError`), 2 bad flags (argparse), 130 interrupted. Unexpected exceptions are bugs and keep
+    their traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = tool.build_parser().parse_args(argv)
@@ -249,8 +285,8 @@ def run_main(tool: ModuleType, argv: Sequence[str] | None) -> int:
         from .workers import run_workers, split_devices
 
         devices = split_devices(getattr(args, "device", None))
-        report = run_workers(tool, argv, devices, resolve_shard(args)) if len(devices) > 1 else tool.run(args)
-        print(tool.finish(args, report))
+        outcome = run_workers(tool, argv, devices, resolve_shard(args)) if len(devices) > 1 else tool.run(args)
+        print(tool.finish(args, outcome))
         return 0
     except EvcError as error:
         if args.debug:

@@ -12,11 +12,11 @@ from ..layout import IMAGE_EXTENSIONS
 from ..runners.backgrounds import METHODS
 from . import (
     HelpFormatter,
+    Outcome,
     add_dataset_args,
     add_run_args,
     discover_layout,
     positive_int,
-    resolve_shard,
     run_main,
     with_preview,
 )
@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Build every background the flags ask for; returns the runner's report."""
+def run(args: argparse.Namespace) -> Outcome:
+    """Build every background the flags ask for; returns the layout and the runner's report."""
     from ..runners.backgrounds import BackgroundOptions, run_backgrounds
 
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
@@ -80,16 +80,14 @@ def run(args: argparse.Namespace):
                                 ext=args.ext, jump=args.jump, dilation=args.dilation, method=args.method,
                                 max_memory=args.max_memory, fill_holes=args.fill_holes,
                                 overwrite=args.overwrite, workers=args.workers, quality=args.quality)
-    return run_backgrounds(layout, options)
+    return Outcome(layout, run_backgrounds(layout, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..preview import background_rows, write_preview
 
-    extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, extensions, resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     holes = ", ".join(f"{camera} {100 * fraction:.1f}%" for camera, fraction in report.hole_fraction.items())
     line = (f"{TOOL}: wrote {len(report.written)} backgrounds ({args.method} of {report.frames_used} frames) "
             f"to {layout.root / args.bkgd_dir} in {report.seconds:.1f} s")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..image_io import MASK_EXTENSIONS
 from . import (
     HelpFormatter,
+    Outcome,
     add_dataset_args,
     add_decode_arg,
     add_device_args,
@@ -20,7 +21,6 @@ from . import (
     matting_summary,
     positive_int,
     prepare_device,
-    resolve_shard,
     run_main,
     with_preview,
 )
@@ -81,35 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Compute every mask the flags ask for; returns the runner's report."""
-    from ..models.bgmv2 import MattingRefine
-    from ..models.bgmv2.checkpoints import DEFAULT_CHECKPOINT, known_layouts
+def run(args: argparse.Namespace) -> Outcome:
+    """Compute every mask the flags ask for; returns the layout and the runner's report."""
+    from ..pretrained import bgmv2
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
-    from ..weights import identify_layout, load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
-    path = resolve_checkpoint(DEFAULT_CHECKPOINT, args.chkpt_path)
-    state_dict = load_checkpoint(path)
-    model = MattingRefine(identify_layout(state_dict, known_layouts(), str(path)))
-    load_strict(model, state_dict, str(path))
-    model = model.eval().to(device=device, dtype=dtype)
+    model = bgmv2(checkpoint=args.chkpt_path, device=device, dtype=dtype)
     options = Bgmv2Options(mask_dir=args.mask_dir, mask_ext=args.mask_ext, bkgd_dir=args.bkgd_dir,
                            fgr_dir=args.fgr_dir, chunk_size=args.chunk_size, batch_size=args.batch_size,
                            backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
                            refine_sample_pixels=args.refine_sample_pixels, refine_threshold=args.refine_threshold,
                            resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
                            workers=args.workers, decode=decode_mode(args, device))
-    return run_bgmv2(layout, model, device, dtype, options)
+    return Outcome(layout, run_bgmv2(layout, model, device, dtype, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..preview import mask_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
                                                           mask_rows(layout, args.mask_dir, args.mask_ext))
     line = matting_summary(TOOL, report, layout.root / args.mask_dir, f"{report.backbone}, {args.refine_mode}")

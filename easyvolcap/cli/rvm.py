@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..image_io import MASK_EXTENSIONS
 from . import (
     HelpFormatter,
+    Outcome,
     add_dataset_args,
     add_decode_arg,
     add_device_args,
@@ -19,7 +20,6 @@ from . import (
     matting_summary,
     prepare_device,
     ratio_or_auto,
-    resolve_shard,
     run_main,
     with_preview,
 )
@@ -57,32 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace):
-    """Compute every mask the flags ask for; returns the runner's report."""
-    from ..models.rvm import MattingNetwork
-    from ..models.rvm.checkpoints import CHECKPOINTS, known_layouts
+def run(args: argparse.Namespace) -> Outcome:
+    """Compute every mask the flags ask for; returns the layout and the runner's report."""
+    from ..pretrained import rvm
     from ..runners.rvm import RvmOptions, run_rvm
-    from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
-    path = resolve_checkpoint(CHECKPOINTS[args.variant], args.chkpt_path)
-    model = MattingNetwork(args.variant)
-    load_strict(model, load_checkpoint(path), str(path), known_layouts())
-    model = model.eval().to(device=device, dtype=dtype)
+    model = rvm(args.variant, checkpoint=args.chkpt_path, device=device, dtype=dtype)
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers,
                          decode=decode_mode(args, device))
-    return run_rvm(layout, model, device, dtype, options, progress=None)
+    return Outcome(layout, run_rvm(layout, model, device, dtype, options, progress=None))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..preview import mask_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
                                                           mask_rows(layout, args.mask_dir, args.mask_ext))
     return with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from ..detectors import DETECTORS
 from . import (
     HelpFormatter,
+    Outcome,
     add_dataset_args,
     add_device_args,
     add_run_args,
@@ -18,7 +18,6 @@ from . import (
     discover_layout,
     positive_int,
     prepare_device,
-    resolve_shard,
     run_main,
     with_preview,
 )
@@ -65,52 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _checkpoint_path(args: argparse.Namespace, checkpoint) -> Path | None:
-    if args.chkpt_path:
-        return Path(args.chkpt_path)
-    if args.chkpt_dir:
-        return Path(args.chkpt_dir) / checkpoint.file_name
-    return None
-
-
-def run(args: argparse.Namespace):
-    """Parse every frame the flags ask for; returns the runner's report."""
-    import torch
-
-    from ..detectors import build_detector
-    from ..errors import EvcError
-    from ..models.schp import label_set, schp_resnet101
-    from ..models.schp.checkpoints import CHECKPOINTS
+def run(args: argparse.Namespace) -> Outcome:
+    """Parse every frame the flags ask for; returns the layout and the runner's report."""
+    from ..models.schp import label_set
+    from ..pretrained import person_detector, schp
     from ..runners.schp import SchpOptions, run_schp
-    from ..weights import load_checkpoint, load_strict, resolve_checkpoint
 
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
+    parser = schp(args.dataset, checkpoint=args.chkpt_path, checkpoint_dir=args.chkpt_dir, device=device, dtype=dtype)
+    detector = person_detector(args.detector, checkpoint=args.detector_chkpt_path, checkpoint_dir=args.chkpt_dir,
+                               device=device)
     labels = label_set(args.dataset)
-    path = resolve_checkpoint(CHECKPOINTS[args.dataset], _checkpoint_path(args, CHECKPOINTS[args.dataset]))
-    state_dict = load_checkpoint(path)
-    classes = state_dict.get("decoder.conv4.weight", torch.empty(0)).shape[:1]
-    if classes and classes[0] != labels.num_classes:
-        fits = [name for name in DATASETS if label_set(name).num_classes == classes[0]] or ["none"]
-        raise EvcError(f"{path}: a {classes[0]}-class SCHP checkpoint (dataset {' or '.join(fits)}), but --dataset "
-                       f"{args.dataset} has {labels.num_classes} classes")
-    parser = schp_resnet101(num_classes=labels.num_classes)
-    load_strict(parser, state_dict, str(path))
-    parser = parser.eval().to(device=device, dtype=dtype)
-    detector = build_detector(args.detector, device, args.detector_chkpt_path, args.chkpt_dir)
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
                           restore=args.restore, overwrite=args.overwrite, workers=args.workers)
-    return run_schp(layout, detector, parser, labels, device, dtype, options)
+    return Outcome(layout, run_schp(layout, detector, parser, labels, device, dtype, options))
 
 
-def finish(args: argparse.Namespace, report) -> str:
+def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..layout import DatasetLayout
     from ..models.schp import get_palette, label_set
     from ..preview import label_rows, write_preview
 
-    layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only, shard=resolve_shard(args))
+    layout, report = outcome.layout, outcome.report
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{TOOL}: wrote {report.frames_written} label maps to {layout.root / args.schp_dir} and masks to "
             f"{layout.root / args.mask_dir} ({len(report.cameras_processed)} cameras processed, "

@@ -8,19 +8,22 @@ the reports and prints one summary.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import multiprocessing
 import os
 import queue as queue_module
 import traceback
 from collections.abc import Sequence
-from types import ModuleType
+from functools import reduce
+from typing import TYPE_CHECKING
 
 from ..errors import EvcError
 from ..progress import progress_bar
 
-__all__ = ["merge_reports", "run_workers", "split_devices"]
+if TYPE_CHECKING:
+    from . import Outcome, Tool
+
+__all__ = ["run_workers", "split_devices"]
 
 
 def split_devices(spec: str | None) -> list[str | None]:
@@ -37,25 +40,6 @@ def split_devices(spec: str | None) -> list[str | None]:
     return [part.strip() for part in spec.split(",") if part.strip()] or [None]
 
 
-def merge_reports(reports: list[object]) -> object:
-    """One report from the workers' reports: counts and times add up (wall time: the longest),
-    lists are joined and dicts merged."""
-    merged = reports[0]
-    for report in reports[1:]:
-        for item in dataclasses.fields(report):
-            a, b = getattr(merged, item.name), getattr(report, item.name)
-            if item.name == "seconds":
-                value = max(a, b)
-            elif isinstance(a, dict):
-                value = {**a, **b}
-            elif isinstance(a, str):
-                value = a or b
-            else:
-                value = a + b
-            setattr(merged, item.name, value)
-    return merged
-
-
 def _worker(module_name: str, argv: list[str], index: int, count: int, messages) -> None:
     from ..progress import report_progress_to
 
@@ -65,8 +49,8 @@ def _worker(module_name: str, argv: list[str], index: int, count: int, messages)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
         report_progress_to(messages)
         tool = importlib.import_module(module_name)
-        report = tool.run(tool.build_parser().parse_args(argv))
-        messages.put(("done", index, report))
+        outcome = tool.run(tool.build_parser().parse_args(argv))
+        messages.put(("done", index, outcome))
     except EvcError as error:
         messages.put(("error", index, str(error)))
     except KeyboardInterrupt:
@@ -90,9 +74,10 @@ def _worker_argv(argv: Sequence[str], device: str, shard: tuple[int, int]) -> li
     return [*out, "--device", device, "--shard", f"{shard[0]}/{shard[1]}"]
 
 
-def run_workers(tool: ModuleType, argv: Sequence[str], devices: list[str], user_shard: tuple[int, int] | None,
-                progress: bool | None = None) -> object:
-    """Run ``tool.run`` in one process per device and return the merged report.
+def run_workers(tool: Tool, argv: Sequence[str], devices: list[str], user_shard: tuple[int, int] | None,
+                progress: bool | None = None) -> Outcome:
+    """Run ``tool.run`` in one process per device and return the workers' outcomes merged (their cameras
+    and their reports).
 
     Raises:
         EvcError: a worker met an expected fault (the message names its device).
@@ -108,14 +93,14 @@ def run_workers(tool: ModuleType, argv: Sequence[str], devices: list[str], user_
                  for i, device in enumerate(devices)]
     for process in processes:
         process.start()
-    reports: dict[int, object] = {}
+    outcomes: dict[int, Outcome] = {}
     try:
         with progress_bar(0, f"{tool.TOOL} x{count}", progress) as bar:
-            while len(reports) < count:
+            while len(outcomes) < count:
                 try:
                     kind, *payload = messages.get(timeout=1.0)
                 except queue_module.Empty:
-                    dead = [i for i, p in enumerate(processes) if not p.is_alive() and i not in reports]
+                    dead = [i for i, p in enumerate(processes) if not p.is_alive() and i not in outcomes]
                     if dead and messages.empty():
                         raise RuntimeError(f"worker on {devices[dead[0]]} died without a report") from None
                     continue
@@ -125,14 +110,14 @@ def run_workers(tool: ModuleType, argv: Sequence[str], devices: list[str], user_
                 elif kind == "update":
                     bar.update(payload[0])
                 elif kind == "done":
-                    reports[payload[0]] = payload[1]
+                    outcomes[payload[0]] = payload[1]
                 elif kind == "error":
                     raise EvcError(f"[{devices[payload[0]]}] {payload[1]}")
                 else:
                     raise RuntimeError(f"worker on {devices[payload[0]]} crashed:\n{payload[1]}")
     finally:
         for process in processes:
-            if process.is_alive() and len(reports) < count:
+            if process.is_alive() and len(outcomes) < count:
                 process.terminate()
             process.join()
-    return merge_reports([reports[i] for i in range(count)])
+    return reduce(lambda merged, outcome: merged.merge(outcome), (outcomes[i] for i in range(count)))

@@ -23,7 +23,7 @@ from ..image_io import read_gray, write_image
 from ..layout import Camera, DatasetLayout
 from ..parallel import prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_temp_files, read_frame
+from .common import clear_stale_temp_files
 
 __all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "read_background_mask",
            "rounded_mean", "run_backgrounds"]
@@ -65,6 +65,16 @@ class BackgroundReport:
     hole_fraction: dict[str, float] = field(default_factory=dict)  # before filling
     bands: dict[str, int] = field(default_factory=dict)  # median: bands per camera
     seconds: float = 0.0
+
+    def merge(self, other: BackgroundReport) -> BackgroundReport:
+        """This report and that of a worker that ran beside it over other cameras."""
+        self.written += other.written
+        self.complete += other.complete
+        self.frames_used += other.frames_used
+        self.hole_fraction.update(other.hole_fraction)
+        self.bands.update(other.bands)
+        self.seconds = max(self.seconds, other.seconds)
+        return self
 
 
 def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np.ndarray:
@@ -135,8 +145,8 @@ class _CameraJob:
         self.layout, self.camera, self.options = layout, camera, options
         self.threads = threads  # this camera's share of the workers: frame readers, PNG compression
         self.readers = 1 if camera.video is not None else threads  # a video decodes forward: one reader
-        self.frames = camera.frames[::options.jump]
-        self.size = height, width = camera_size(camera)
+        self.frames = range(0, len(camera), options.jump)  # indices of the used frames
+        self.size = height, width = camera.size()
         self.tick: Callable[[int], None] = lambda n: None
         rows = height
         if options.method == "median":  # the frames' band stack must fit in `memory` bytes
@@ -147,9 +157,9 @@ class _CameraJob:
     def _mask_path(self, frame: Path) -> Path:
         return self.layout.output_path(self.options.masks_dir, self.camera.name, frame, self.options.mask_ext)
 
-    def _load(self, frame: Path) -> tuple[np.ndarray, np.ndarray]:
-        image = read_frame(self.camera, frame, self.size)
-        return image, read_background_mask(self._mask_path(frame), self.options.dilation, self.size)
+    def _load(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        image = self.camera.read_frame(t, self.size)
+        return image, read_background_mask(self._mask_path(self.camera.frames[t]), self.options.dilation, self.size)
 
     def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with closing(prefetch_map(self._load, self.frames, workers=self.readers, ahead=2 * self.readers)) as frames:

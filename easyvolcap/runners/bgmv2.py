@@ -28,8 +28,9 @@ from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_sessi
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
+from .report import MattingReport
 
 __all__ = ["Bgmv2Options", "Bgmv2Report", "background_candidates", "refine_settings", "run_bgmv2"]
 
@@ -59,21 +60,17 @@ class Bgmv2Options:
 
 
 @dataclass
-class Bgmv2Report:
-    """What a run did."""
+class Bgmv2Report(MattingReport):
+    """What a BGMv2 run did, with the backbone and the refine settings used per image size."""
 
-    masks_written: int = 0
-    fgr_written: int = 0
-    frames_processed: int = 0
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)
-    empty_frames: list[tuple[str, str]] = field(default_factory=list)
     settings: dict[tuple[int, int], tuple[float, int]] = field(default_factory=dict)  # size -> (scale, pixels)
     backbone: str = ""
-    seconds: float = 0.0
-    batch_sizes: dict[str, int] = field(default_factory=dict)  # images per pass, by camera
-    batch_mode: str = ""  # auto: chosen by the rule; set: --batch_size
-    batch_lowered: dict[str, int] = field(default_factory=dict)  # the back-off's limit, when it struck
+
+    def merge(self, other: Bgmv2Report) -> Bgmv2Report:
+        super().merge(other)
+        self.settings.update(other.settings)
+        self.backbone = self.backbone or other.backbone
+        return self
 
 
 def refine_settings(options: Bgmv2Options, size: tuple[int, int]) -> tuple[float, int]:
@@ -187,7 +184,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     """
     start = time.perf_counter()
     report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
-    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(

@@ -27,7 +27,6 @@ import torch
 from ..errors import EvcError
 from ..inference import is_out_of_memory, to_device_batch
 from ..layout import Camera
-from .common import frame_size_error, read_frame
 
 __all__ = ["DECODE_MODES", "FrameSource", "device_decode_works", "is_jpeg_camera"]
 
@@ -69,7 +68,7 @@ class FrameSource:
         camera, t = item
         frame = camera.frames[t]
         if not self.on_device(camera):
-            return read_frame(camera, frame, self.sizes[camera.name])
+            return camera.read_frame(t, self.sizes[camera.name])
         try:
             data = frame.read_bytes()
         except OSError as error:
@@ -106,12 +105,12 @@ class FrameSource:
         for (camera, t), frame in zip(items, frames, strict=True):
             size = self.sizes[camera.name]
             if tuple(frame.shape[-2:]) != size:
-                raise frame_size_error(camera.frames[t], camera, tuple(frame.shape[-2:]), size)
+                raise camera.size_error(t, tuple(frame.shape[-2:]), size)
         return frames
 
     def _host_decode(self, item: Item) -> torch.Tensor:
         camera, t = item
-        image = read_frame(camera, camera.frames[t], self.sizes[camera.name])  # raises the host path's errors
+        image = camera.read_frame(t, self.sizes[camera.name])  # raises the host path's errors
         return torch.from_numpy(image).permute(2, 0, 1).to(self.device)
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,8 +25,9 @@ from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_sessi
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, emit_mattes, matte_outputs
+from .common import clear_stale_outputs, emit_mattes, matte_outputs
 from .frame_source import FrameSource
+from .report import MattingReport
 
 __all__ = ["Clip", "RvmOptions", "RvmReport", "auto_downsample_ratio", "plan_clips", "run_rvm"]
 
@@ -46,20 +47,7 @@ class RvmOptions:
     decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
 
 
-@dataclass
-class RvmReport:
-    """What a run did."""
-
-    masks_written: int = 0
-    fgr_written: int = 0
-    frames_processed: int = 0
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)  # skipped: outputs already there
-    empty_frames: list[tuple[str, str]] = field(default_factory=list)  # (camera, frame stem)
-    seconds: float = 0.0
-    batch_sizes: dict[str, int] = field(default_factory=dict)  # frames per pass, by camera processed
-    batch_mode: str = ""  # auto: chosen by the rule; set: --batch_size
-    batch_lowered: dict[str, int] = field(default_factory=dict)  # the back-off's limit, when it struck
+RvmReport = MattingReport  # what an RVM run did
 
 
 @dataclass(frozen=True)
@@ -156,7 +144,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         if not complete:
             todo.append(camera)
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
-    sizes = {camera.name: camera_size(camera) for camera in todo}
+    sizes = {camera.name: camera.size() for camera in todo}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
         "rvm", options.batch_size, f"rvm:{getattr(model, 'variant', 'resnet50')}", sizes, device, dtype,

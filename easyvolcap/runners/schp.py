@@ -41,7 +41,8 @@ from ..models.schp import (
 )
 from ..parallel import BackgroundWriter, prefetch_map
 from ..progress import progress_bar
-from .common import camera_size, clear_stale_outputs, read_frame
+from .common import clear_stale_outputs
+from .report import RunReport
 
 __all__ = ["RESTORE_MODES", "Crop", "FrameCanvas", "SchpOptions", "SchpReport", "candidate_classes", "crop_overlaps",
            "restore_crop", "run_schp"]
@@ -65,19 +66,19 @@ class SchpOptions:
 
 
 @dataclass
-class SchpReport:
+class SchpReport(RunReport):
     """What a run did."""
 
     frames_written: int = 0
-    frames_processed: int = 0
     people: int = 0
     frames_without_person: list[tuple[str, str]] = field(default_factory=list)
-    cameras_processed: list[str] = field(default_factory=list)
-    cameras_complete: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    batch_sizes: dict[str, int] = field(default_factory=dict)  # crops per parser pass, by camera
-    batch_mode: str = ""  # auto: chosen by the rule; set: --batch_size
-    batch_lowered: dict[str, int] = field(default_factory=dict)  # the back-off's limit, when it struck
+
+    def merge(self, other: SchpReport) -> SchpReport:
+        super().merge(other)
+        self.frames_written += other.frames_written
+        self.people += other.people
+        self.frames_without_person += other.frames_without_person
+        return self
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     """
     start = time.perf_counter()
     report = SchpReport()
-    sizes = {camera.name: camera_size(camera) for camera in layout.cameras}
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
         "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
@@ -361,7 +362,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
 
     def read(item: Item) -> np.ndarray:
-        return read_frame(item[0], item[0].frames[item[1]], sizes[item[0].name])
+        return item[0].read_frame(item[1], sizes[item[0].name])
 
     frames = [item for batch in batches for item in batch]
     ahead = 2 * options.frames_per_batch

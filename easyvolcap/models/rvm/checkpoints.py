@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from .._checkpoint import Checkpoint
-from .model import VARIANTS, MattingNetwork
 
-__all__ = ["CHECKPOINTS", "known_layouts"]
+__all__ = ["CHECKPOINTS"]
 
 _RELEASE = "https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0/"
+_SIGNATURES = {"mobilenetv3": "backbone.features.0.0.weight", "resnet50": "backbone.layer1.0.conv1.weight"}
 
-CHECKPOINTS = {
+CHECKPOINTS = {  # RGB in [0, 1] at any size, no normalisation; output: alpha and foreground
     variant: Checkpoint(variant=variant, file_name=f"rvm_{variant}.pth", url=_RELEASE + f"rvm_{variant}.pth",
-                        license="GPL-3.0 (code); the weights carry no separate licence")
-    for variant in VARIANTS
+                        license="GPL-3.0 (code); the weights carry no separate licence",
+                        source="https://github.com/PeterL1n/RobustVideoMatting#download",
+                        classes=("alpha",), signature=signature)
+    for variant, signature in _SIGNATURES.items()
 }
-
-
-@cache
-def known_layouts() -> dict[str, frozenset[str]]:
-    """The state-dict keys of every variant, to name the variant a mismatched checkpoint is for."""
-    return {variant: frozenset(MattingNetwork(variant).state_dict()) for variant in VARIANTS}

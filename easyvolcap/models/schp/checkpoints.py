@@ -1,18 +1,21 @@
-"""The official SCHP checkpoints, declared as data (Google Drive only: no direct download link)."""
+"""The official SCHP checkpoints, declared as data (Google Drive only: no direct download link, no digest)."""
 
 from __future__ import annotations
 
 from .._checkpoint import Checkpoint
+from .labels import MEAN_BGR, STD_BGR, label_set
 
-__all__ = ["CHECKPOINTS"]
+__all__ = ["CHECKPOINTS", "CLASSES_KEY"]
 
 _README = "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing#trained-models"
 _MHP = "the SCHP multi-person demo, mhp_extension/demo.ipynb (Google Drive id 1dwDrXHkhAe_nYtnSqi548zrjo5mlSPF0)"
+_FILES = {"cihp": ("exp_schp_multi_cihp_local.pth", _MHP), "lip": ("exp-schp-201908261155-lip.pth", _README),
+          "atr": ("exp-schp-201908301523-atr.pth", _README),
+          "pascal": ("exp-schp-201908270938-pascal-person-part.pth", _README)}
 
-CHECKPOINTS = {  # dataset -> checkpoint; files are {'state_dict': {'module.<key>': tensor}}
-    "cihp": Checkpoint("cihp", "exp_schp_multi_cihp_local.pth", None, source=_MHP, license="MIT"),
-    "lip": Checkpoint("lip", "exp-schp-201908261155-lip.pth", None, source=_README, license="MIT"),
-    "atr": Checkpoint("atr", "exp-schp-201908301523-atr.pth", None, source=_README, license="MIT"),
-    "pascal": Checkpoint("pascal", "exp-schp-201908270938-pascal-person-part.pth", None, source=_README,
-                         license="MIT"),
+CHECKPOINTS = {  # dataset -> checkpoint; files are {'state_dict': {'module.<key>': tensor}}; BGR input
+    dataset: Checkpoint(dataset, file_name, None, source=source, license="MIT", classes=label_set(dataset).labels,
+                        input_size=label_set(dataset).input_size, mean=MEAN_BGR, std=STD_BGR)
+    for dataset, (file_name, source) in _FILES.items()
 }
+CLASSES_KEY = "decoder.conv4.weight"  # its first dimension is the number of classes the weights fix
