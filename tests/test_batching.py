@@ -113,3 +113,15 @@ def test_rvm_summary_names_the_auto_batch_and_too_little_memory_is_one_line(data
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and re.match(r"rvm: error: (64x48|56x40) images: one image per forward pass", err[0]) \
         and "--downsample_ratio or --variant mobilenetv3" in err[0]
+
+
+def test_worker_reports_join_their_batches():
+    from easyvolcap.cli import batch_summary
+    from easyvolcap.runners.report import MattingReport
+
+    a = MattingReport(batch_sizes={"00": 4}, batch_mode="auto")
+    b = MattingReport(batch_sizes={"01": 16}, batch_mode="auto", batch_lowered={"cuda:1": 8})
+    merged = a.merge(b)
+    assert merged.batch_sizes == {"00": 4, "01": 16} and merged.batch_lowered == {"cuda:1": 8}
+    assert batch_summary(merged) == "batch 4-16 (auto, by image size), lowered to 8 after running out of memory"
+    assert batch_summary(MattingReport(batch_sizes={"00": 8}, batch_mode="set")) == "batch 8"
