@@ -3,23 +3,27 @@
     python bench/matting_workloads.py '{"mode": "tool", "tool": "rvm", ...}'
 
 prints one JSON line: by kind of measurement, the seconds, images, peak RSS, peak CUDA memory, this
-process's CPU use and that of other processes. All use the same model and batch size:
+process's CPU use and that of other processes. All use the same model object and weights:
 
-- tool: the runner (``run_rvm`` / ``run_bgmv2`` / ``run_schp``) on the dataset on disk, writing JPEG
-  masks (SCHP: PNG masks and palette PNG label maps; detector ``none``, one person per frame).
+- tool: the runner (``run_rvm`` / ``run_bgmv2`` / ``run_schp``) on the dataset on disk, as the command line
+  runs it: ``batch`` ``"default"`` is the tool's own ``--batch_size`` default (RVM, SCHP: auto), float16
+  only with ``fp16`` on CUDA, cuDNN autotuning on CUDA; JPEG masks (SCHP: detector ``none``, one person
+  per frame, PNG masks and palette PNG label maps).
 - model-only: exactly the tool's forward passes (recorded by a forward pre-hook during a run of
   the tool, inputs and recurrent states copied), run again on those tensors already in memory;
   only the forward passes are timed, nothing is read or written.
-- loop: the straightforward loop of EasyVolcap's scripts, each camera's frames ``batch`` at a
-  time: read the images one after the other, run them, write the masks one after the other (SCHP:
-  upstream ``simple_extractor``'s steps per frame: letterbox, one warp per class back, argmax).
+- peer: what a user would run instead, reimplemented from its documented behaviour (see ``PEERS``):
+  EasyVolcap's RVM script (all cameras of one frame per pass, thread-pool reads and writes),
+  RVM's ``convert_video`` (one camera at a time, ``seq_chunk`` 12, PNG alpha sequence), EasyVolcap's
+  BGMv2 script (chunks of 64 frames through a thread pool, 8 per pass, the background converted once per
+  camera), SCHP's ``simple_extractor`` (one frame at a time, one warp per class back). float32.
 
 ``tool`` measures both the tool and the model-only rate in one process, close in time (this
 machine's speed drifts by several percent over minutes): an untimed run of the tool, a timed run
 (its peak RSS is read here), a recording run, then the timed replay. All
 of it happens inside an ``inference_session`` kept open throughout, so kernel setup and the heap's
-growth to its peak are not counted: the steady state of a long run. ``loop`` runs one untimed pass first (it keeps
-nothing between passes: glibc unmaps its large blocks after every pass). ``model`` alone measures
+growth to its peak are not counted: the steady state of a long run. ``peer`` runs one untimed pass first
+(it keeps nothing between passes: glibc unmaps its large blocks after every pass). ``model`` alone measures
 the replay under other settings (``tuning``, ``flush_denormal``).
 """
 
@@ -30,7 +34,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -131,44 +135,57 @@ def _relayout(value: object, layout: torch.memory_format) -> object:
 
 
 # ------------------------------------------------------------------------------------------- tools
+# ``batch`` None: ``--batch_size auto``; ``dtype``: float16 where the tool would use it (``--fp16`` on CUDA).
 
 
-def rvm_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
-             decode: str = "host") -> None:
+def rvm_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
+             decode: str = "host", dtype: torch.dtype = torch.float32):
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
 
     options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
-    run_rvm(layout, model, device, torch.float32, options, progress=False)
+    return run_rvm(layout, model, device, dtype, options, progress=False)
 
 
-def bgmv2_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
-               decode: str = "host") -> None:
+def bgmv2_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
+               decode: str = "host", dtype: torch.dtype = torch.float32):
     from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
 
     options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
-    run_bgmv2(layout, model, device, torch.float32, options, progress=False)
+    return run_bgmv2(layout, model, device, dtype, options, progress=False)
 
 
-def schp_tool(layout: DatasetLayout, model, device, batch: int, mask_dir: str, workers: int,
-              decode: str = "host") -> None:
-    """SCHP crops and restores on the CPU: frames are always decoded there (``decode`` is ignored)."""
+def schp_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
+              decode: str = "host", dtype: torch.dtype = torch.float32):
+    """``--detector none --dataset lip``: crops and restores on the CPU, frames always decoded there (``decode``
+    is ignored); ``batch`` crops per parser pass, frames per detector pass the tool's default."""
     from easyvolcap.detectors import WholeFrameDetector
     from easyvolcap.models.schp import label_set
     from easyvolcap.runners.schp import SchpOptions, run_schp
 
-    options = SchpOptions(mask_dir=mask_dir, schp_dir=f"{mask_dir}_schp", frames_per_batch=batch, batch_size=batch,
-                          overwrite=True, workers=workers)
-    run_schp(layout, WholeFrameDetector(), model, label_set("lip"), device, torch.float32, options, progress=False)
+    options = SchpOptions(mask_dir=mask_dir, schp_dir=f"{mask_dir}_schp", batch_size=batch, overwrite=True,
+                          workers=workers)
+    return run_schp(layout, WholeFrameDetector(), model, label_set("lip"), device, dtype, options, progress=False)
 
 
-# -------------------------------------------------------------------------- the straightforward loop
+# -------------------------------------------------------------------------------------------- peers
+# What a user would run instead, reimplemented here from the peers' documented behaviour (no upstream
+# code): the same model object and weights, float32, their batching, threading and file formats.
+
+EVC_RVM_RATIO = 0.25  # EasyVolcap's RVM script's fixed downsample ratio
+EVC_THREADS = 16  # EasyVolcap's parallel_execution: a thread pool over the items of one call
 
 
-def _chunks(layout: DatasetLayout, batch: int) -> Iterator[list[tuple[Camera, int]]]:
-    """Each camera's frames in order, ``batch`` at a time."""
-    for camera in layout.cameras:
-        for t0 in range(0, len(camera), batch):
-            yield [(camera, t) for t in range(t0, min(t0 + batch, len(camera)))]
+def _read_all(paths: list[Path], pool) -> list[np.ndarray]:
+    return list(pool.map(read_rgb, paths))
+
+
+def _write_jpegs(paths: list[Path], masks: np.ndarray, pool) -> None:
+    def write(job: tuple[Path, np.ndarray]) -> None:
+        path, mask = job
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(path), mask, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+            raise OSError(f"cannot write {path}")
+    list(pool.map(write, zip(paths, masks, strict=True)))
 
 
 def _load(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -176,41 +193,77 @@ def _load(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float() / 255
 
 
-def rvm_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
-    """EasyVolcap's structure: read a clip sequentially, run it, write its masks sequentially."""
-    from easyvolcap.runners.rvm import auto_downsample_ratio
+def evc_rvm(layout: DatasetLayout, model, device, mask_dir: str) -> None:
+    """EasyVolcap's RVM script: every pass is frame ``t`` of all cameras (``--batch_size`` counts cameras), each
+    camera its own row of the recurrent state; the frames are read and the masks written by a thread pool
+    (``parallel_execution``), each step waiting for the last; downsample ratio 0.25; JPEG masks."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    cameras = layout.cameras
     rec: list = [None] * 4
-    for items in _chunks(layout, batch):
-        camera, t0 = items[0]
-        if t0 == 0:
-            rec = [None] * 4
-        src = _load([read_rgb(camera.frames[t]) for _, t in items], device)[None]  # (1, T, 3, H, W)
-        with torch.inference_mode():
-            _, pha, *rec = model(src, *rec, downsample_ratio=auto_downsample_ratio(*src.shape[-2:]))
-        _write_all(layout, mask_dir, items, (pha[0, :, 0] * 255).round().to(torch.uint8).cpu().numpy())
+    with ThreadPoolExecutor(EVC_THREADS) as pool:
+        for t in range(min(len(c) for c in cameras)):
+            src = _load(_read_all([c.frames[t] for c in cameras], pool), device)  # (cameras, 3, H, W)
+            with torch.inference_mode():
+                _, pha, *rec = model(src, *rec, downsample_ratio=EVC_RVM_RATIO)
+            masks = (pha[:, 0] * 255).round().to(torch.uint8).cpu().numpy()
+            _write_jpegs([layout.output_path(mask_dir, c.name, c.frames[t], ".jpg") for c in cameras], masks, pool)
 
 
-def bgmv2_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
-    """EasyVolcap's structure: read a batch sequentially, run it, write its masks sequentially."""
+def rvm_convert_video(layout: DatasetLayout, model, device, mask_dir: str, seq_chunk: int = 12) -> None:
+    """RVM's own ``inference.py`` ``convert_video`` per camera (its documented usage for an image sequence):
+    frames read one by one with PIL and ``ToTensor``, ``seq_chunk`` 12 frames a pass as one ``[1, T, 3, H, W]``
+    clip, its auto downsample ratio, and the alpha written as a PNG sequence one image after the other."""
+    from PIL import Image
+
+    for camera in layout.cameras:
+        rec: list = [None] * 4
+        for t0 in range(0, len(camera), seq_chunk):
+            frames = camera.frames[t0:t0 + seq_chunk]
+            clip = []
+            for path in frames:
+                with Image.open(path) as image:
+                    clip.append(np.asarray(image.convert("RGB")))
+            src = _load(clip, device)[None]
+            ratio = min(512 / max(src.shape[-2:]), 1)
+            with torch.inference_mode():
+                _, pha, *rec = model(src, *rec, downsample_ratio=ratio)
+            for path, mask in zip(frames, (pha[0, :, 0] * 255).round().to(torch.uint8).cpu().numpy(), strict=True):
+                out = layout.output_path(mask_dir, camera.name, path, ".png")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(mask, "L").save(out)
+
+
+def evc_bgmv2(layout: DatasetLayout, model, device, mask_dir: str, chunk: int = 64, batch: int = 8) -> None:
+    """EasyVolcap's BGMv2 script: per camera, its background converted to a tensor once, then chunks of 64
+    frames read by a thread pool, run 8 at a time, and the chunk's masks written by a thread pool; JPEG masks."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
 
     options = Bgmv2Options()
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
-    backgrounds = {c.name: read_rgb(layout.root / "bkgd" / f"{c.name}.png") for c in layout.cameras}
-    for items in _chunks(layout, batch):
-        camera = items[0][0]
-        src = _load([read_rgb(camera.frames[t]) for _, t in items], device)
-        bgr = _load([backgrounds[camera.name]] * len(items), device)
-        model.backbone_scale, model.refiner.sample_pixels = refine_settings(options, tuple(src.shape[-2:]))
-        with torch.inference_mode():
-            pha = model(src, bgr)[0]
-        _write_all(layout, mask_dir, items, (pha[:, 0] * 255).round().to(torch.uint8).cpu().numpy())
+    with ThreadPoolExecutor(EVC_THREADS) as pool:
+        for camera in layout.cameras:
+            bgr = _load([read_rgb(layout.root / "bkgd" / f"{camera.name}.png")], device)
+            model.backbone_scale, model.refiner.sample_pixels = refine_settings(options, tuple(bgr.shape[-2:]))
+            for c0 in range(0, len(camera), chunk):
+                paths = list(camera.frames[c0:c0 + chunk])
+                images = _read_all(paths, pool)
+                masks = []
+                for b0 in range(0, len(images), batch):
+                    src = _load(images[b0:b0 + batch], device)
+                    with torch.inference_mode():
+                        pha = model(src, bgr.expand(len(src), -1, -1, -1))[0]
+                    masks.append((pha[:, 0] * 255).round().to(torch.uint8).cpu().numpy())
+                _write_jpegs([layout.output_path(mask_dir, camera.name, p, ".jpg") for p in paths],
+                             np.concatenate(masks), pool)
 
 
-def schp_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -> None:
-    """Upstream ``simple_extractor``'s steps, a batch of frames at a time: read, letterbox and normalise
-    each frame, parse the batch, then per frame warp every class's logits back, argmax, write."""
+def simple_extractor(layout: DatasetLayout, model, device, mask_dir: str) -> None:
+    """SCHP's ``simple_extractor`` steps, one frame at a time (its data loader's batch of 1): read, letterbox
+    and normalise the frame, parse it, warp every class's logits back (one warp per class), argmax, write
+    the palette PNG (and, as our tool does, the 0/255 mask)."""
     from easyvolcap.image_io import encode_image, encode_label_png
     from easyvolcap.models.schp import (
         affine_transform,
@@ -222,30 +275,33 @@ def schp_loop(layout: DatasetLayout, model, device, batch: int, mask_dir: str) -
     )
 
     size, palette = (473, 473), get_palette(20)
-    for items in _chunks(layout, batch):
-        inputs, inverse = [], []
-        for camera, t in items:
-            image = read_rgb(camera.frames[t])[..., ::-1]
+    for camera in layout.cameras:
+        for path in camera.frames:
+            image = read_rgb(path)[..., ::-1]
             height, width = image.shape[:2]
             center, scale = box_to_center_scale((0, 0, width - 1, height - 1), size)
-            inputs.append(normalize(warp_to_input(np.ascontiguousarray(image), affine_transform(center, scale, size),
-                                                  size)))
-            inverse.append((affine_transform(center, scale, size, inverse=True), (width, height)))
-        with torch.inference_mode():
-            logits = upsample_logits(model(torch.cat(inputs).to(device))[0][-1], size).cpu().numpy()
-        for (camera, t), frame_logits, (inv_trans, dsize) in zip(items, logits, inverse, strict=True):
-            labels = _warp_per_class(frame_logits, inv_trans, dsize).argmax(axis=0).astype(np.uint8)
+            x = normalize(warp_to_input(np.ascontiguousarray(image), affine_transform(center, scale, size), size))
+            with torch.inference_mode():
+                logits = upsample_logits(model(x.to(device))[0][-1], size)[0].cpu().numpy()
+            inverse = affine_transform(center, scale, size, inverse=True)
+            labels = _warp_per_class(logits, inverse, (width, height)).argmax(axis=0).astype(np.uint8)
             for folder, data in ((mask_dir, encode_image(np.where(labels > 0, 255, 0).astype(np.uint8), ".png")),
                                  (f"{mask_dir}_schp", encode_label_png(labels, palette))):
-                path = layout.output_path(folder, camera.name, camera.frames[t], ".png")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+                out = layout.output_path(folder, camera.name, path, ".png")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
 
 
 def _warp_per_class(logits: np.ndarray, inv_trans: np.ndarray, dsize: tuple[int, int]) -> np.ndarray:
     """Upstream ``transform_logits``: one bilinear warp per class, ``[C, h, w]``."""
     return np.stack([cv2.warpAffine(channel, inv_trans, dsize, flags=cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0) for channel in logits])
+
+
+PEERS = {"rvm": {"evc_rvm": evc_rvm, "rvm_convert_video": rvm_convert_video}, "bgmv2": {"evc_bgmv2": evc_bgmv2},
+         "schp": {"simple_extractor": simple_extractor}}
+PEER_TITLES = {"evc_rvm": "EasyVolcap RVM script", "rvm_convert_video": "RVM convert_video",
+               "evc_bgmv2": "EasyVolcap BGMv2 script", "simple_extractor": "SCHP simple_extractor"}
 
 
 def rvm_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
@@ -302,10 +358,25 @@ def load_model(tool: str, variant: str, weights: Path, device: torch.device) -> 
 
 
 WORKLOADS = {
-    "rvm": {"warmup": rvm_warmup, "loop": rvm_loop, "tool": rvm_tool},
-    "bgmv2": {"warmup": bgmv2_warmup, "loop": bgmv2_loop, "tool": bgmv2_tool},
-    "schp": {"warmup": schp_warmup, "loop": schp_loop, "tool": schp_tool},
+    "rvm": {"warmup": rvm_warmup, "tool": rvm_tool},
+    "bgmv2": {"warmup": bgmv2_warmup, "tool": bgmv2_tool},
+    "schp": {"warmup": schp_warmup, "tool": schp_tool},
 }
+
+
+def _batch_text(report) -> str:
+    """The batch a tool's run used: ``auto (2)``, ``auto (2-8)`` or ``8``."""
+    sizes = sorted(set(report.batch_sizes.values()))
+    text = "-".join(str(n) for n in (sizes[0], sizes[-1]) if n) if len(sizes) > 1 else str(sizes[0])
+    return f"auto ({text})" if report.batch_mode == "auto" else text
+
+
+def default_batch(tool: str) -> int | None:
+    """The tool's ``--batch_size`` default, from its command line (``None``: auto)."""
+    from importlib import import_module
+
+    parser = import_module(f"easyvolcap.cli.{tool}").build_parser()
+    return parser.parse_args(["--data_root", "."]).batch_size
 
 
 def measure(spec: dict) -> dict[str, dict]:
@@ -316,20 +387,28 @@ def measure(spec: dict) -> dict[str, dict]:
         torch.set_flush_denormal(True)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if spec["device"] == "auto" else spec["device"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the CLI runs (prepare_device)
+    dtype = torch.float16 if spec.get("fp16") and device.type == "cuda" else torch.float32
     layout = DatasetLayout.discover(spec["root"])
     model = load_model(spec["tool"], spec["variant"], Path(spec["weights"]), device)
     work = WORKLOADS[spec["tool"]]
-    run_tool = partial(work["tool"], layout, model, device, spec["batch"], spec["mask_dir"], spec["workers"],
-                       spec.get("decode", "host"))
+    batch = default_batch(spec["tool"]) if spec["batch"] == "default" else spec["batch"]
+    run_tool = partial(work["tool"], layout, model, device, batch, spec["mask_dir"], spec["workers"],
+                       spec.get("decode", "host"), dtype)
+    if dtype != torch.float32:
+        model = model.to(dtype)
     results = {}
-    if spec["mode"] == "loop":  # the plain process, as a script would run; as many timed runs as the tool's
-        work["warmup"](layout, model, device, spec["batch"])
-        loops = []
+    if spec["mode"] == "peer":  # the peer's plain process, float32, as its script runs; as many timed runs as the tool
+        model = model.float()
+        work["warmup"](layout, model, device, 2)
+        peer = PEERS[spec["tool"]][spec["peer"]]
+        runs = []
         for _ in range(max(1, spec.get("rounds", 2))):
             with _Timer(device) as timer:
-                work["loop"](layout, model, device, spec["batch"], spec["mask_dir"])
-            loops.append(timer.result(layout))
-        results["loop"] = min(loops, key=lambda r: r["seconds"])
+                peer(layout, model, device, spec["mask_dir"])
+            runs.append(timer.result(layout))
+        results[spec["peer"]] = min(runs, key=lambda r: r["seconds"])
     elif spec["mode"] == "tool":
         # An untimed run first, in a session kept open around the timed runs (the tool's own session
         # then changes nothing): kernels are set up and the heap has grown to its peak, as in a long
@@ -338,11 +417,11 @@ def measure(spec: dict) -> dict[str, dict]:
         # tool and model-only runs alternate, ``rounds`` of each, and the fastest of each kind is
         # kept: a machine whose speed drifts over minutes slows both alike, not just one of them.
         with inference_session(model, device):
-            run_tool()
+            report = run_tool()
             with _Timer(device) as timer:
                 run_tool()
-            tool = [timer.result(layout)]
-            first = {key: tool[0][key] for key in ("peak_rss", "cuda_peak")}  # later runs hold the recording
+            tool = [timer.result(layout) | {"batch_text": _batch_text(report)}]
+            first = {key: tool[0][key] for key in ("peak_rss", "cuda_peak", "batch_text")}  # later runs: the recording
             calls = record_passes(model, run_tool)
             runs = {"tool": tool, "model": []}
             for round_ in range(max(1, spec.get("rounds", 2))):

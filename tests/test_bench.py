@@ -27,21 +27,30 @@ def workload(spec: dict) -> dict:
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2", "schp"])
-def test_tool_model_and_loop_workloads(tmp_path, tool):
+def test_tool_model_and_peer_workloads(tmp_path, tool):
     root = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(48, 64), odd_size=None)
     write_image(root / "bkgd" / "00.png", background(48, 64, seed=0))
     variant, keys = SPECS[tool]
     weights = tmp_path / "weights.pth"
     workload({"mode": "weights", "keys": str(PARITY / f"{keys}.keys.json"), "out": str(weights)})
-    spec = {"tool": tool, "variant": variant, "root": str(root), "weights": str(weights), "batch": 2,
-            "device": "cpu", "workers": 2, "mask_dir": "bench_masks", "decode": "device"}
+    spec = {"tool": tool, "variant": variant, "root": str(root), "weights": str(weights), "batch": "default",
+            "device": "cpu", "workers": 2, "mask_dir": "bench_masks", "decode": "device", "rounds": 1}
     measured = workload({**spec, "mode": "tool"})
     assert set(measured) == {"tool", "model"}
     for kind in ("tool", "model"):
         assert measured[kind]["images"] == 2 and measured[kind]["seconds"] > 0 and measured[kind]["device"] == "cpu"
+    assert measured["tool"]["batch_text"] == {"rvm": "auto (16)", "bgmv2": "8", "schp": "auto (2)"}[tool]
     assert len(list((root / "bench_masks" / "00").iterdir())) == 2
-    loop = workload({**spec, "mode": "loop", "mask_dir": "loop_masks"})["loop"]
-    assert loop["images"] == 2 and len(list((root / "loop_masks" / "00").iterdir())) == 2
+    sys.path.insert(0, str(BENCH))
+    try:
+        import matting
+    finally:
+        sys.path.remove(str(BENCH))
+    for peer in matting.PEERS[tool]:
+        result = workload({**spec, "mode": "peer", "peer": peer, "mask_dir": f"{peer}_masks"})[peer]
+        ext = ".png" if peer in ("rvm_convert_video", "simple_extractor") else ".jpg"
+        written = sorted(p.name for p in (root / f"{peer}_masks" / "00").iterdir())
+        assert result["images"] == 2 and written == [f"00000{t}{ext}" for t in range(2)]
 
 
 def test_background_bench_measures_every_camera(tmp_path):
@@ -80,3 +89,66 @@ def test_sync_bench_prints_a_row_per_file_kind(tmp_path):
     rows = out.stdout.strip().splitlines()
     assert len(rows) == 4 and [row.split()[0] for row in rows[1:]] == ["mask", "mask", "background"]
     assert list(tmp_path.iterdir()) == []  # what it wrote is removed
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(BENCH))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_cuda_check_compares_masks_within_the_stated_tolerance():
+    import numpy as np
+
+    cuda_check = _bench_module("cuda_check")
+    reference = {"00/000000": np.full((10, 10), 200, np.uint8)}
+    assert cuda_check.compare(reference, {"00/000000": reference["00/000000"] + 1}, "rvm", "fp32")[0]
+    far = reference["00/000000"].copy()
+    far[0, :2] = 160  # 2 of 100 pixels 40 levels off (mean 0.8): over fp32's 1% but within fp16's 3%
+    assert not cuda_check.compare(reference, {"00/000000": far}, "rvm", "fp32")[0]
+    assert cuda_check.compare(reference, {"00/000000": far}, "bgmv2", "fp16")[0]
+    assert not cuda_check.compare(reference, {}, "rvm", "fp32")[0]
+    assert cuda_check.compare(reference, {"00/000000": far}, "schp", "fp32")[0]  # still person everywhere
+    far[0, :3] = 0
+    ok, text = cuda_check.compare(reference, {"00/000000": far}, "schp", "fp16")
+    assert not ok and "3.00%" in text
+
+
+def test_cuda_check_logic_runs_on_the_cpu(tmp_path, monkeypatch):
+    """The whole check on the CPU with tiny frames: datasets, reference, runs, an injected out-of-memory error
+    that the back-off absorbs, mask comparison and the table."""
+    monkeypatch.syspath_prepend(str(BENCH))  # its workloads module
+    cuda_check = _bench_module("cuda_check")
+    monkeypatch.setitem(cuda_check.MODELS, "rvm", ("mobilenetv3", "rvm_mobilenetv3"))  # the light variants
+    monkeypatch.setitem(cuda_check.MODELS, "bgmv2", ("mobilenetv2", "bgmv2_mobilenetv2"))
+    lines: list[str] = []
+    results = cuda_check.check(["tiny"], "cpu", 1, {"tiny": 3}, ["rvm", "bgmv2"], tmp_path, echo=lines.append)
+    assert [(r.tool, r.config) for r in results] == [("rvm", "fp32"), ("rvm", "forced out-of-memory"),
+                                                     ("bgmv2", "fp32"), ("bgmv2", "forced out-of-memory")]
+    assert all(r.ok for r in results), cuda_check.table(results)
+    assert results[0].ips > 0 and results[0].model_ips > 0 and results[0].batch == "auto (16)"
+    assert "back-off to" in " ".join(results[1].notes)
+    assert cuda_check.table(results).splitlines()[0] == cuda_check.HEADER and len(lines) == 4
+
+
+def test_matting_rows_print_defaults_tuned_and_peers_as_table_and_markdown(monkeypatch):
+    """The plan has default rows with peers and a labelled tuned row; the table, the peer lines and the markdown
+    rows (with the command) come out of one measured row."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    matting, run_all = _bench_module("matting"), _bench_module("run_all")
+    cases = matting.plan(matting.build_parser().parse_args(["--tools", "rvm"]))
+    assert [(c.group, c.resolution, c.batch, c.peers) for c in cases] == [
+        ("defaults", "1080p", "default", True), ("defaults", "540p", "default", True), ("tuned", "1080p", 8, False)]
+    row = {"tool": "rvm", "variant": "mobilenetv3", "group": "defaults", "device": "cpu", "resolution": "1080p",
+           "cameras": 2, "frames": 12, "batch": "default", "batch_text": "auto (2)", "tool_ips": 6.0, "model_ips": 6.5,
+           "efficiency": 0.92, "tool_rss": 2**30, "tool_cuda": None, "busy": 0.0,
+           "peers": {"evc_rvm": {"ips": 3.0, "speedup": 2.0, "rss": 2 * 2**30, "cuda": None},
+                     "rvm_convert_video": {"ips": 4.0, "speedup": 1.5, "rss": 2**29, "cuda": None}}}
+    lines = matting.format_row(row).splitlines()
+    assert "auto (2)" in lines[0] and "EasyVolcap's RVM script" in lines[1] and "tool 2.00x" in lines[1]
+    table = matting.markdown([row], "python bench/matting.py").splitlines()
+    assert table[0] == "`python bench/matting.py`:" and len(table) == 6
+    assert "| RVM's convert_video | 4.00 | 1.50x | 512MB |" in table[-1]
+    assert len(run_all.combined([], [row]).splitlines()) == 3

@@ -71,7 +71,7 @@ def test_masks_equal_the_model_on_each_image(scene, bgmv2_checkpoints, mode, cap
     assert run(scene, checkpoint, "--refine_mode", mode, "--refine_sample_pixels", "640", "--batch_size", "3") == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith(f"bgmv2: wrote 12 masks to {scene / 'bgmtv2'} (3 cameras processed")
-    assert f"mobilenetv2, {mode})" in out[0]
+    assert f"mobilenetv2, {mode}, batch 3)" in out[0]
     for c, camera in enumerate(SIZES):
         for frame in sorted((scene / "images" / camera).iterdir()):
             want = reference(checkpoint, read_rgb(frame), background(*SIZES[camera], seed=c),

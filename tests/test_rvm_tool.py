@@ -124,7 +124,7 @@ def test_resume_skips_complete_cameras_and_fills_in_missing_files(dataset, rvm_c
     assert read_masks(dataset / "rvm") == full
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # nothing rewritten
     out = capsys.readouterr().out
-    assert "wrote 7 masks" in out and "(2 cameras processed, 1 already complete; mobilenetv3)" in out
+    assert "wrote 7 masks" in out and "(2 cameras processed, 1 already complete; mobilenetv3, batch 6)" in out
     assert run(dataset, checkpoint, "--mask_ext", ".png", "--overwrite") == 0
     assert read_masks(dataset / "rvm") == full
 

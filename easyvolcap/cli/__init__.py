@@ -25,6 +25,8 @@ __all__ = [
     "add_dataset_args",
     "add_device_args",
     "add_run_args",
+    "batch_or_auto",
+    "batch_summary",
     "discover_layout",
     "matting_summary",
     "positive_int",
@@ -84,6 +86,25 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def batch_or_auto(text: str) -> int | None:
+    """An argparse type: ``auto`` (``None``: the rule of :mod:`easyvolcap.batching`) or an integer of at least 1."""
+    return None if text == "auto" else positive_int(text)
+
+
+def batch_summary(report) -> str:
+    """How many images went through the model per pass: ``batch 8 (auto)``, ``batch 2-16 (auto, by image
+    size)``, with the out-of-memory back-off's lower limit when it struck."""
+    sizes = sorted(set(report.batch_sizes.values()))
+    if not sizes:
+        return "nothing to batch"
+    text = f"batch {sizes[0]}" if len(sizes) == 1 else f"batch {sizes[0]}-{sizes[-1]}"
+    if report.batch_mode == "auto":
+        text += " (auto)" if len(sizes) == 1 else " (auto, by image size)"
+    if report.batch_lowered:
+        text += f", lowered to {min(report.batch_lowered.values())} after running out of memory"
+    return text
 
 
 def fraction_or_auto(upper: float) -> Callable[[str], float | None]:
@@ -243,7 +264,7 @@ def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
     """The one-line summary of a matting run (a ``MattingReport``)."""
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{tool}: wrote {report.masks_written} masks to {mask_root} ({len(report.cameras_processed)} cameras "
-            f"processed, {len(report.cameras_complete)} already complete; {model}) "
+            f"processed, {len(report.cameras_complete)} already complete; {model}, {batch_summary(report)}) "
             f"in {report.seconds:.1f} s ({rate:.1f} img/s)")
     if report.fgr_written:
         line += f"; {report.fgr_written} foregrounds"

@@ -14,6 +14,7 @@ from . import (
     add_decode_arg,
     add_device_args,
     add_run_args,
+    batch_or_auto,
     decode_mode,
     discover_layout,
     fraction_or_auto,
@@ -61,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fgr_dir", default=None, help="also write the foreground RGB (.jpg) to this folder")
     parser.add_argument("--chunk_size", type=positive_int, default=64,
                         help="images decoded ahead of the model and queued for writing")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="images per forward pass")
+    parser.add_argument("--batch_size", type=batch_or_auto, default="8", metavar="auto|N",
+                        help="images per forward pass (EasyVolcap's 8); auto: chosen from the image size, the model, "
+                             "the device and the machine's total memory")
     parser.add_argument("--backbone_scale", type=fraction_or_auto(0.5), default="0.25", metavar="auto|S",
                         help="scale of the coarse pass, in (0, 0.5]; auto: 0.25 up to 2K, 0.125 above, "
                              "with --refine_sample_pixels scaled to the image area")

@@ -14,10 +14,10 @@ from . import (
     add_decode_arg,
     add_device_args,
     add_run_args,
+    batch_or_auto,
     decode_mode,
     discover_layout,
     matting_summary,
-    positive_int,
     prepare_device,
     ratio_or_auto,
     run_main,
@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
     parser.add_argument("--fgr_dir", default=None,
                         help="also write the predicted foreground RGB (.jpg) to this folder")
-    parser.add_argument("--batch_size", type=positive_int, default=64, help="images per forward pass")
+    parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
+                        help="frames of one camera per forward pass; auto: chosen from the image size, the model, "
+                             "the device and the machine's total memory")
     parser.add_argument("--variant", default="resnet50", choices=("mobilenetv3", "resnet50"),
                         help="RVM backbone")
     parser.add_argument("--chkpt_path", default=None,

@@ -13,6 +13,8 @@ from . import (
     add_dataset_args,
     add_device_args,
     add_run_args,
+    batch_or_auto,
+    batch_summary,
     discover_layout,
     positive_int,
     prepare_device,
@@ -53,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restore", default="logits", choices=("logits", "labels"),
                         help="logits: bilinear warp of the logits, then argmax (smooth edges); labels: argmax, then "
                              "nearest warp of the labels (upstream's multi-person pipeline)")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="person crops per parser pass")
+    parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
+                        help="person crops per parser pass; auto: chosen from the model, the device and the "
+                             "machine's total memory")
     parser.add_argument("--frames_per_batch", type=positive_int, default=4, help="frames per detector pass")
     add_device_args(parser)
     add_run_args(parser)
@@ -87,7 +91,8 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
     line = (f"{TOOL}: wrote {report.frames_written} label maps to {layout.root / args.schp_dir} and masks to "
             f"{layout.root / args.mask_dir} ({len(report.cameras_processed)} cameras processed, "
-            f"{len(report.cameras_complete)} already complete; {args.dataset}, detector {args.detector}) "
+            f"{len(report.cameras_complete)} already complete; {args.dataset}, detector {args.detector}, "
+            f"{batch_summary(report)}) "
             f"in {report.seconds:.1f} s ({rate:.1f} img/s); {report.people} people parsed")
     if report.frames_without_person:
         shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.frames_without_person[:5])

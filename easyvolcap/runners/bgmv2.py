@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ..batching import plan_camera_batches
 from ..errors import EvcError
 from ..image_io import read_rgb
 from ..inference import (
@@ -54,7 +55,7 @@ class Bgmv2Options:
     bkgd_dir: str = "bkgd"
     fgr_dir: str | None = None
     chunk_size: int = 64  # images decoded ahead / queued for writing
-    batch_size: int = 8  # images per forward pass
+    batch_size: int | None = 8  # images per forward pass; None: auto (easyvolcap.batching)
     backbone_scale: float | None = 0.25  # None: auto, 0.25 up to 2K and 0.125 above
     refine_mode: str = "sampling"
     refine_sample_pixels: int = 80_000  # at 1080p when backbone_scale is auto
@@ -128,11 +129,11 @@ class _Matting:
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
                  options: Bgmv2Options, backgrounds: dict[str, np.ndarray], writer: BackgroundWriter,
                  report: Bgmv2Report, bar: tqdm, source: FrameSource,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format, batch_size: int | None = None) -> None:
         self.layout, self.model, self.device, self.dtype, self.source = layout, model, device, dtype, source
         self.memory_format = memory_format  # of input batches
         self.options, self.backgrounds, self.writer, self.report, self.bar = options, backgrounds, writer, report, bar
-        self.limit = BatchLimit(options.batch_size)
+        self.limit = BatchLimit(batch_size or options.batch_size or 1)
         self.bgr: tuple[tuple[str, ...], torch.Tensor | None] = ((), None)  # the last batch's backgrounds, by camera
 
     def run_batch(self, items: list[Item], images: list) -> None:
@@ -193,25 +194,33 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     report = Bgmv2Report(backbone=getattr(model, "backbone_name", ""))
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
+    report.batch_mode = "auto" if options.batch_size is None else "set"
+    report.batch_sizes = plan_camera_batches(
+        "bgmv2", options.batch_size, f"bgmv2:{report.backbone or 'resnet101'}", sizes, device, dtype,
+        lambda size: refine_settings(options, size)[0],
+        held_frames=lambda batch: 2 * max(options.chunk_size, batch) + 1, hint="a smaller --backbone_scale")
     outputs = partial(matte_outputs, layout, options)
-    batches = plan_batches(layout, options.batch_size, outputs, options.overwrite, report)
+    batches = plan_batches(layout, report.batch_sizes, outputs, options.overwrite, report)
     busy = {batch[0][0].name for batch in batches}
     backgrounds = {name: _load_background(layout, options, name, sizes[name]) for name in sorted(busy)}
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
 
     source = FrameSource(device, sizes, options.decode)
     frames = [item for batch in batches for item in batch]
-    ahead = max(options.chunk_size, options.batch_size)
+    batch_size = max(report.batch_sizes.values(), default=1)
+    ahead = max(options.chunk_size, batch_size)
     with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead) as writer, \
             progress_bar(len(frames), "bgmv2", progress) as bar, \
             inference_session(model, device) as memory_format:
         matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, source,
-                           memory_format)
+                           memory_format, batch_size)
         for batch in batches:
             size = sizes[batch[0][0].name]
             scale, pixels = report.settings.setdefault(size, refine_settings(options, size))
             model.backbone_scale, model.refiner.sample_pixels = scale, pixels
             matting.run_batch(batch, [next(reader) for _ in batch])
+        if matting.limit.announced:
+            report.batch_lowered = {str(device): matting.limit.value}
     report.seconds = time.perf_counter() - start
     return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +15,11 @@ __all__ = ["Item", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes
 Item = tuple[Camera, int]  # frame t of a camera
 
 
-def plan_batches(layout: DatasetLayout, batch_size: int | None, outputs: Callable[[Camera, int], list[Path]],
-                 overwrite: bool, report) -> list[list[Item]]:
+def plan_batches(layout: DatasetLayout, batch_size: int | Mapping[str, int] | None,
+                 outputs: Callable[[Camera, int], list[Path]], overwrite: bool, report) -> list[list[Item]]:
     """The batches a run computes, and which cameras it processes: each camera's frames in fixed batches of
-    ``batch_size`` consecutive frames (``None``: the whole camera as one), never mixing cameras, of which
-    those with an output missing (or every one with ``overwrite``).
+    ``batch_size`` consecutive frames (or ``batch_size[camera name]``; ``None``: the whole camera as one),
+    never mixing cameras, of which those with an output missing (or every one with ``overwrite``).
 
     The batches depend on the camera alone, so a resumed or sharded run computes a batch exactly as an
     uninterrupted run does. Each camera is added to ``report.cameras_processed`` when a batch of it is
@@ -28,7 +28,7 @@ def plan_batches(layout: DatasetLayout, batch_size: int | None, outputs: Callabl
     """
     batches = []
     for camera in layout.cameras:
-        size = batch_size or len(camera)
+        size = (batch_size[camera.name] if isinstance(batch_size, Mapping) else batch_size) or len(camera)
         pending = [[(camera, t) for t in range(t0, min(t0 + size, len(camera)))] for t0 in range(0, len(camera), size)]
         if not overwrite:
             pending = [batch for batch in pending if not all(is_written(path) for item in batch

@@ -24,14 +24,21 @@ class RunReport:
     cameras_processed: list[str] = field(default_factory=list)
     cameras_complete: list[str] = field(default_factory=list)  # skipped: outputs already there
     seconds: float = 0.0
+    batch_sizes: dict[str, int] = field(default_factory=dict)  # images per forward pass, by camera
+    batch_mode: str = ""  # auto: chosen by easyvolcap.batching's rule; set: an explicit --batch_size
+    batch_lowered: dict[str, int] = field(default_factory=dict)  # by device: the back-off's limit, when it struck
 
     def merge(self, other: RunReport) -> RunReport:
         """This report and ``other``'s, of a worker that ran beside it over other cameras: counts and lists
-        add up; the wall time is the longer one (the workers ran at the same time)."""
+        add up; the wall time is the longer one (the workers ran at the same time); batches by camera and
+        back-off limits by device are joined."""
         self.frames_processed += other.frames_processed
         self.cameras_processed += other.cameras_processed
         self.cameras_complete += other.cameras_complete
         self.seconds = max(self.seconds, other.seconds)
+        self.batch_sizes.update(other.batch_sizes)
+        self.batch_mode = self.batch_mode or other.batch_mode
+        self.batch_lowered.update(other.batch_lowered)
         return self
 
 

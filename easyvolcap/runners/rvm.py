@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..batching import plan_camera_batches
 from ..inference import BatchLimit, alpha_to_uint8, empty_masks, inference_session, run_with_backoff
 from ..layout import Camera, DatasetLayout
 from ..parallel import BackgroundWriter, prefetch_map
@@ -39,7 +40,7 @@ class RvmOptions:
     mask_dir: str = "rvm"
     mask_ext: str = ".jpg"
     fgr_dir: str | None = None
-    batch_size: int = 64  # frames per forward pass
+    batch_size: int | None = None  # frames per forward pass; None: auto (easyvolcap.batching)
     downsample_ratio: float | None = None  # None: auto, min(512 / max(H, W), 1)
     quality: int = 85
     overwrite: bool = False
@@ -81,11 +82,11 @@ class _Matting:
 
     def __init__(self, layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
                  options: RvmOptions, writer: BackgroundWriter, report: RvmReport, bar, source: FrameSource,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format, batch_size: int | None = None) -> None:
         self.layout, self.model, self.device, self.dtype, self.source = layout, model, device, dtype, source
         self.memory_format = memory_format  # of input batches
         self.options, self.writer, self.report, self.bar = options, writer, report, bar
-        self.limit = BatchLimit(options.batch_size)
+        self.limit = BatchLimit(batch_size or options.batch_size or 1)
         self.state: list[torch.Tensor | None] = [None] * 4
 
     def run_clip(self, clip: Clip, images: list, ratio: float) -> None:
@@ -136,18 +137,28 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     todo = [batch[0][0] for batch in plan_batches(layout, None, outputs, options.overwrite, report)]  # whole cameras
     clear_stale_outputs(layout, [options.mask_dir, options.fgr_dir])
     sizes = {camera.name: camera.size() for camera in todo}
-    clips = [clip for camera in todo for clip in plan_clips(camera, options.batch_size)]
+    report.batch_mode = "auto" if options.batch_size is None else "set"
+    report.batch_sizes = plan_camera_batches(
+        "rvm", options.batch_size, f"rvm:{getattr(model, 'variant', 'resnet50')}", sizes, device, dtype,
+        lambda size: options.downsample_ratio or auto_downsample_ratio(*size),
+        held_frames=lambda batch: 3 * batch + 2 * options.workers,
+        hint="a smaller --downsample_ratio or --variant mobilenetv3")
+    clips = [clip for camera in todo for clip in plan_clips(camera, report.batch_sizes[camera.name])]
+    batch_size = max(report.batch_sizes.values(), default=1)
 
     source = FrameSource(device, sizes, options.decode)
     frames = [(camera, t) for camera in todo for t in range(len(camera))]
-    ahead = options.batch_size + 2 * options.workers
+    ahead = batch_size + 2 * options.workers
     with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
-            BackgroundWriter(options.workers, capacity=2 * options.batch_size) as writer, \
+            BackgroundWriter(options.workers, capacity=2 * batch_size) as writer, \
             progress_bar(len(frames), "rvm", progress) as bar, \
             inference_session(model, device) as memory_format:
-        matting = _Matting(layout, model, device, dtype, options, writer, report, bar, source, memory_format)
+        matting = _Matting(layout, model, device, dtype, options, writer, report, bar, source, memory_format,
+                           batch_size)
         for clip in clips:
             ratio = options.downsample_ratio or auto_downsample_ratio(*sizes[clip.camera.name])
             matting.run_clip(clip, [next(reader) for _ in range(clip.length)], ratio)
+        if matting.limit.announced:
+            report.batch_lowered = {str(device): matting.limit.value}
     report.seconds = time.perf_counter() - start
     return report

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ..batching import plan_camera_batches
 from ..detectors import Detector, Person, suppress_covered
 from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy, is_written
 from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
@@ -51,7 +52,7 @@ class SchpOptions:
     mask_dir: str = "mask"
     schp_dir: str = "schp"
     logits_dir: str | None = None
-    batch_size: int = 8  # person crops per parser pass
+    batch_size: int | None = None  # person crops per parser pass; None: auto (easyvolcap.batching)
     frames_per_batch: int = 4  # frames per detector pass
     restore: str = "logits"
     overwrite: bool = False
@@ -83,15 +84,16 @@ class _Parsing:
         self.layout, self.detector, self.parser, self.label_set = layout, detector, parser, labels
         self.device, self.dtype, self.options, self.writer, self.report = device, dtype, options, writer, report
         self.memory_format = memory_format  # of parser input batches
-        self.limit = BatchLimit(options.batch_size, "crops per parser pass")
+        self.limits: dict[int, BatchLimit] = {}  # by planned batch: a camera's crops split the same way in every run
         self.detector_limit = BatchLimit(options.frames_per_batch, "frames per detector pass", "--frames_per_batch")
         self.palette = get_palette(labels.num_classes)
         self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
         self.lock = threading.Lock()
 
-    def run_batch(self, items: list[Item], images: list[np.ndarray]) -> None:
-        """Detect, crop and parse the people of a batch of frames; restoring and writing go to the writer."""
+    def run_batch(self, items: list[Item], images: list[np.ndarray], batch_size: int) -> None:
+        """Detect, crop and parse the people of a batch of frames (``batch_size`` crops per parser pass);
+        restoring and writing go to the writer."""
         crops: list[list[Crop]] = []
         inputs: list[np.ndarray] = []
         detected: list[list[Person]] = []
@@ -106,8 +108,9 @@ class _Parsing:
                 rgb = image[y0:y1 + 1, x0:x1 + 1]
                 inputs.append(warp_to_input(rgb, crop.trans, self.label_set.input_size)[..., ::-1])
         logits: list[np.ndarray] = []
+        limit = self.limits.setdefault(batch_size, BatchLimit(batch_size, "crops per parser pass"))
         run_with_backoff(inputs, size=len, split=split_list, forward=lambda work: logits.extend(self._parse(work)),
-                         limit=self.limit, warn=self._warn)
+                         limit=limit, warn=self._warn)
         start = 0
         for (camera, t), image, frame_crops in zip(items, images, crops, strict=True):
             frame_logits = logits[start:start + len(frame_crops)]
@@ -196,6 +199,10 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     start = time.perf_counter()
     report = SchpReport()
     sizes = {camera.name: camera.size() for camera in layout.cameras}
+    report.batch_mode = "auto" if options.batch_size is None else "set"
+    report.batch_sizes = plan_camera_batches(
+        "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
+        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda")
     outputs = partial(_outputs, layout, options)
     batches = plan_batches(layout, options.frames_per_batch, outputs, options.overwrite, report)
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
@@ -211,7 +218,10 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
             inference_session(parser, device) as memory_format:
         parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report, memory_format)
         for batch in batches:
-            parsing.run_batch(batch, [next(reader) for _ in batch])
+            parsing.run_batch(batch, [next(reader) for _ in batch], report.batch_sizes[batch[0][0].name])
             bar.update(len(batch))
+        lowered = [limit.value for limit in parsing.limits.values() if limit.announced]
+        if lowered:
+            report.batch_lowered = {str(device): min(lowered)}
     report.seconds = time.perf_counter() - start
     return report

@@ -1,0 +1,127 @@
+"""``--batch_size auto`` and the CPU's memory check (easyvolcap.batching), and the tools' use of them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from easyvolcap import batching
+from easyvolcap.batching import (
+    auto_batch_size,
+    estimate_peak_bytes,
+    model_scale,
+    pass_bytes,
+    plan_batch_size,
+    plan_camera_batches,
+)
+from easyvolcap.errors import EvcError
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+SIZES = {"540p": (540, 960), "1080p": (1080, 1920), "4K": (2160, 3840)}
+MODELS = ["rvm:mobilenetv3", "rvm:resnet50", "bgmv2:mobilenetv2", "bgmv2:resnet101"]
+
+
+def fixed_memory(monkeypatch, gigabytes: float) -> None:
+    monkeypatch.setattr(batching, "total_memory", lambda device: int(gigabytes * 2**30))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_cpu_auto_batch_shrinks_with_the_image_and_is_a_power_of_two(model):
+    batches = [auto_batch_size(model, size, model_scale(model, size), CPU) for size in SIZES.values()]
+    assert batches == sorted(batches, reverse=True) and batches[0] > batches[-1]
+    assert all(b & (b - 1) == 0 and 1 <= b <= batching.CPU_MAX_BATCH for b in batches)
+    for size, batch in zip(SIZES.values(), batches, strict=True):  # within the pass budget, unless one image
+        assert batch == 1 or batch * pass_bytes(model, size, model_scale(model, size)) <= batching.CPU_PASS_BUDGET
+
+
+def test_cpu_rule_at_1080p_matches_the_measured_best():
+    """RVM resnet50 at 1080p on the development CPU: batch 2 was fastest and smallest (12.6 s, 1.9 GB; 8: 13.8 s,
+    3.9 GB; 64: 23 s, 9.2 GB), so auto must not pick more than 4 there; SCHP's crops are a fixed size."""
+    assert auto_batch_size("rvm:resnet50", SIZES["1080p"], model_scale("rvm", SIZES["1080p"]), CPU) <= 4
+    schp = {auto_batch_size("schp", size, model_scale("schp", size), CPU) for size in SIZES.values()}
+    assert len(schp) == 1
+
+
+def test_cuda_rule_follows_the_devices_total_memory_only(monkeypatch):
+    size = SIZES["4K"]
+    fixed_memory(monkeypatch, 16)
+    small = auto_batch_size("rvm:resnet50", size, model_scale("rvm", size), CUDA)
+    fixed_memory(monkeypatch, 141)
+    large = auto_batch_size("rvm:resnet50", size, model_scale("rvm", size), CUDA)
+    half = auto_batch_size("rvm:resnet50", size, model_scale("rvm", size), CUDA, torch.float16)
+    assert 1 <= small < large <= half <= batching.CUDA_MAX_BATCH
+    assert plan_batch_size(None, "rvm:resnet50", size, 0.133, CUDA).batch == large  # no host check on CUDA
+
+
+def test_explicit_batch_wins_unless_it_cannot_fit_the_machine(monkeypatch):
+    size, scale = SIZES["4K"], model_scale("rvm", SIZES["4K"])
+    fixed_memory(monkeypatch, 1024)
+    assert plan_batch_size(64, "rvm:mobilenetv3", size, scale, CPU) == batching.BatchPlan(64, False)
+    fixed_memory(monkeypatch, 8)
+    plan = plan_batch_size(64, "rvm:mobilenetv3", size, scale, CPU)
+    assert 1 <= plan.batch < 64 and plan.requested == 64 and not plan.auto
+    assert estimate_peak_bytes("rvm:mobilenetv3", size, scale, plan.batch) <= batching.HOST_FRACTION * 8 * 2**30
+    assert estimate_peak_bytes("rvm:mobilenetv3", size, scale, 2 * plan.batch) > batching.HOST_FRACTION * 8 * 2**30
+
+
+def test_one_image_that_cannot_fit_is_one_line_naming_size_and_remedy(monkeypatch):
+    fixed_memory(monkeypatch, 1)
+    with pytest.raises(EvcError, match=r"3840x2160 images: one image per forward pass of rvm:resnet50 needs about "
+                                       r"[\d.]+ GB, more than 80% of this machine's 1.0 GB; use a smaller "
+                                       r"--downsample_ratio"):
+        plan_batch_size(None, "rvm:resnet50", SIZES["4K"], 0.133, CPU, hint="a smaller --downsample_ratio")
+
+
+def test_cameras_of_one_size_share_a_batch_and_lowering_is_announced(monkeypatch, capsys):
+    fixed_memory(monkeypatch, 12)
+    sizes = {"a": SIZES["4K"], "b": SIZES["4K"], "c": SIZES["540p"]}
+    plan = plan_camera_batches("rvm", 16, "rvm:mobilenetv3", sizes, CPU, torch.float32)
+    assert plan["a"] == plan["b"] < 16 == plan["c"]
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "--batch_size 16 at 3840x2160" in err
+    auto = plan_camera_batches("rvm", None, "rvm:mobilenetv3", sizes, CPU, torch.float32)
+    assert auto["a"] < auto["c"] and capsys.readouterr().err == ""
+
+
+def test_total_memory_is_a_fixed_fact():
+    assert batching.total_memory(CPU) == batching.total_memory(CPU) > 2**28
+
+
+def test_cli_defaults_and_auto_flag():
+    from easyvolcap.cli import bgmv2, rvm, schp
+
+    base = ["--data_root", "x"]
+    assert rvm.build_parser().parse_args(base).batch_size is None
+    assert schp.build_parser().parse_args(base).batch_size is None
+    assert bgmv2.build_parser().parse_args(base).batch_size == 8  # EasyVolcap's; see the readme
+    assert rvm.build_parser().parse_args([*base, "--batch_size", "3"]).batch_size == 3
+    assert bgmv2.build_parser().parse_args([*base, "--batch_size", "auto"]).batch_size is None
+
+
+def test_rvm_summary_names_the_auto_batch_and_too_little_memory_is_one_line(dataset, rvm_checkpoints, capsys,
+                                                                            monkeypatch):
+    from easyvolcap.cli.rvm import main
+
+    args = ["--data_root", str(dataset), "--variant", "mobilenetv3", "--device", "cpu", "--workers", "2",
+            "--chkpt_path", str(rvm_checkpoints["mobilenetv3"]), "--no_preview"]
+    assert main(args) == 0
+    assert f"batch {batching.CPU_MAX_BATCH} (auto)" in capsys.readouterr().out  # tiny images: the cap
+    fixed_memory(monkeypatch, 0.5)
+    assert main([*args, "--overwrite"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.match(r"rvm: error: (64x48|56x40) images: one image per forward pass", err[0]) \
+        and "--downsample_ratio or --variant mobilenetv3" in err[0]
+
+
+def test_worker_reports_join_their_batches():
+    from easyvolcap.cli import batch_summary
+    from easyvolcap.runners.report import MattingReport
+
+    a = MattingReport(batch_sizes={"00": 4}, batch_mode="auto")
+    b = MattingReport(batch_sizes={"01": 16}, batch_mode="auto", batch_lowered={"cuda:1": 8})
+    merged = a.merge(b)
+    assert merged.batch_sizes == {"00": 4, "01": 16} and merged.batch_lowered == {"cuda:1": 8}
+    assert batch_summary(merged) == "batch 4-16 (auto, by image size), lowered to 8 after running out of memory"
+    assert batch_summary(MattingReport(batch_sizes={"00": 8}, batch_mode="set")) == "batch 8"
