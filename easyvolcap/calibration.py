@@ -161,7 +161,7 @@ def _size(storage: cv2.FileStorage, key: str, path: Path) -> int:
         return 0
     if value.size != 1 or not np.isfinite(value).all() or value.item() < 0:
         raise EvcError(f"{path}: {key} must be a number >= 0")
-    return int(round(value.item()))
+    return round(value.item())
 
 
 def write_calibration(root: str | Path, calibration: Calibration) -> None:

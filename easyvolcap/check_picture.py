@@ -88,8 +88,8 @@ def write_check_picture(root: Path, masks_dir: str, rows: list[dict], frames: li
         mask, consensus = by_frame[row["frame"]][row["camera"]]
         picture = overlay(mask, consensus)
         scale = TILE / max(picture.shape[:2])
-        picture = cv2.resize(picture, (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale))),
-                             interpolation=cv2.INTER_NEAREST)
+        shape = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+        picture = cv2.resize(picture, shape, interpolation=cv2.INTER_NEAREST)
         tile = np.full((TILE + 20, TILE, 3), 255, np.uint8)
         tile[20:20 + picture.shape[0], :picture.shape[1]] = picture
         _text(tile, f"{row['camera']}/{row['frame']} {row['flag']}"[:30], (2, 14), 0.4)

@@ -290,11 +290,11 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
     if "empty" in flags:
         return np.where(consensus, np.uint8(255), np.uint8(0))
     if "misaligned" in flags:
-        dy, dx = (int(round(s)) for s in shift)
+        dy, dx = (round(s) for s in shift)
         out = cv2.warpAffine(out, np.float32([[1, 0, dx], [0, 1, dy]]), (mask.shape[1], mask.shape[0]),
                              flags=cv2.INTER_NEAREST, borderValue=0)
     if "extra" in flags:
-        size = 2 * max(1, int(math.ceil(tolerance))) + 1
+        size = 2 * max(1, math.ceil(tolerance)) + 1
         band = cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
         out[~band] = 0
     if "missing" in flags:

@@ -140,7 +140,7 @@ def corrupt(mask: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
     if kind == "empty":
         return np.zeros_like(mask)
     if kind == "shifted":
-        shift = int(round(0.1 * width)) * (1 if rng.random() < 0.5 else -1)
+        shift = round(0.1 * width) * (1 if rng.random() < 0.5 else -1)
         out = np.zeros_like(mask)
         if shift > 0:
             out[:, shift:] = mask[:, :-shift]

@@ -30,8 +30,8 @@ def test_calibration_round_trip_and_projection(tmp_path):
     assert cal.names == scene.calibration.names
     np.testing.assert_allclose(cal.R, scene.calibration.R, atol=1e-12)
     np.testing.assert_allclose(cal.D, scene.calibration.D)
-    points = np.random.default_rng(0).uniform(-1, 1, (40, 3)) + [0, 0, 1]
-    u, v, ok = project(torch.tensor(points), *(torch.tensor(a) for a in (cal.K, cal.R, cal.T, cal.D)))
+    points = [*np.random.default_rng(0).uniform(-1, 1, (40, 3)), 0, 0, 1]
+    u, v, _ok = project(torch.tensor(points), *(torch.tensor(a) for a in (cal.K, cal.R, cal.T, cal.D)))
     for i in range(4):
         ref = cv2.projectPoints(points, cv2.Rodrigues(cal.R[i])[0], cal.T[i], cal.K[i], cal.D[i])[0][:, 0]
         np.testing.assert_allclose(np.stack([u[i], v[i]], -1), ref, atol=1e-9)
