@@ -40,7 +40,7 @@ class CheckParams:
     misaligned_gain: float = 0.2  # IoU gained by the best shift
     misaligned_shift: float = 0.03  # best shift of at least this share of the width
     extra: float = 0.06  # mask area outside the consensus band, as a share of the mask's area
-    missing: float = 0.25  # consensus core area the mask lacks (opened), as a share of the mask's area
+    missing: float = 0.35  # consensus core area the mask lacks (opened), as a share of the mask's area
     min_area: int = 12  # working pixels: a smaller consensus means the person is not in view
 
 
