@@ -32,6 +32,8 @@ class CheckParams:
 
     tau_lenient: float = 0.7  # the consensus a mask must stay inside (tolerates 30% wrong voters)
     tau_strict: float = 0.8  # the consensus a mask must cover (tolerates 20% wrong voters)
+    tau_trusted: float = 1.0  # the same in the second vote, among the cameras the first did not flag
+    trusted_seen: float = 0.6  # ... where a point must be in view of this share of them (few views carve little)
     coarse: int = 20  # coarse grid points per axis (finds the person's box)
     max_voxels: int = 80_000  # fine grid size cap
     voxel_px: float = 1.5  # fine grid spacing, in working pixels at the person's distance
@@ -79,7 +81,8 @@ class FrameCheck:
     shift_gain: np.ndarray  # IoU at the best shift minus IoU in place
     flags: list[list[str]]  # every multi-view fault that applies, in precedence order
     voters: np.ndarray  # (N,) bool: voted in the last round
-    consensus: torch.Tensor  # (N, Hm, Wm) bool
+    consensus: torch.Tensor  # (N, Hm, Wm) bool: what the mask must cover
+    lenient: torch.Tensor  # (N, Hm, Wm) bool: what the mask must stay inside
 
     @property
     def score(self) -> np.ndarray:
@@ -106,8 +109,10 @@ def _sample(masks: torch.Tensor, geometry: FrameGeometry, points: torch.Tensor):
     return fg, seen, index
 
 
-def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: float, loo: bool = True) -> torch.Tensor:
-    """``(N, P)`` occupancy for each camera from the OTHER cameras (``loo``), or ``(P,)`` from all."""
+def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: float, loo: bool = True,
+          seen_share: float = 0.4) -> torch.Tensor:
+    """``(N, P)`` occupancy for each camera from the OTHER cameras (``loo``), or ``(P,)`` from all; a point must be
+    seen by at least ``seen_share`` of the other voting cameras (at least 2)."""
     w = weights[:, None]
     seen_w = seen * w
     fg_w = fg * w
@@ -117,7 +122,7 @@ def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: floa
     if not loo:
         need = max(2, math.ceil(0.5 * total))
         return (support >= tau * counted - 1e-6) & (voters >= need) & (counted > 0)
-    need = max(2, math.ceil(0.4 * (total - 1)))
+    need = max(2, math.ceil(seen_share * (total - 1)))
     support, counted = support - fg_w, counted - seen_w
     voters = voters - (seen & (w > 0)).long()
     return (support >= tau * counted - 1e-6) & (voters >= need) & (counted > 0) & seen
@@ -154,8 +159,9 @@ def _person_box(masks: torch.Tensor, geometry: FrameGeometry, weights: torch.Ten
     return box
 
 
-def _fine_grid(box: torch.Tensor, geometry: FrameGeometry, params: CheckParams) -> torch.Tensor:
-    """Grid points over ``box`` spaced about a working pixel apart where the cameras see the box's centre."""
+def _fine_grid(box: torch.Tensor, geometry: FrameGeometry, params: CheckParams) -> tuple[torch.Tensor, list[int]]:
+    """Grid points over ``box`` spaced about a working pixel apart where the cameras see the box's centre, and
+    per camera the radius (pixels) that closes the gaps between splatted neighbouring points."""
     centre = box.mean(0)
     depth = (torch.einsum("nij,j->ni", geometry.R, centre) + geometry.T)[:, 2].clamp_min(1e-3)
     focal = geometry.K[:, 0, 0].abs().clamp_min(1e-6)
@@ -164,7 +170,10 @@ def _fine_grid(box: torch.Tensor, geometry: FrameGeometry, params: CheckParams) 
     count = float(torch.prod(extent / spacing))
     if count > params.max_voxels:
         spacing *= (count / params.max_voxels) ** (1 / 3)
-    return _grid(box, [max(2, math.ceil(float(e) / spacing)) for e in extent])
+    counts = [max(2, math.ceil(float(e) / spacing)) for e in extent]
+    step = float(((box[1] - box[0]) / torch.tensor(counts, device=box.device, dtype=box.dtype)).max())
+    footprint = focal * step / depth  # pixels between neighbouring points in each camera
+    return _grid(box, counts), [max(1, math.ceil(0.5 * float(f))) for f in footprint]
 
 
 def _best_shift(masks: torch.Tensor, consensus: torch.Tensor):
@@ -247,30 +256,48 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
     if box is None:
         measured = {k: v.cpu().numpy() for k, v in _measure(masks, consensus, params).items()}
         return FrameCheck(**measured, flags=_flags(measured, widths, params), voters=nonempty.cpu().numpy(),
-                          consensus=consensus)
-    fg, seen, index = _sample(masks, geometry, _fine_grid(box, geometry, params))
-    weights = nonempty.float()
-    for round_ in range(2):  # the second vote leaves out the cameras the first found empty, shifted or extra
-        lenient, consensus = (_splat(_vote(fg, seen, weights, tau), index, masks.shape)
-                              for tau in (params.tau_lenient, params.tau_strict))
+                          consensus=consensus, lenient=consensus)
+    points, radii = _fine_grid(box, geometry, params)
+    fg, seen, index = _sample(masks, geometry, points)
+    grown = _dilate(masks, params.tolerance).reshape(n, -1).gather(1, index) & seen  # for the unanimous vote
+    weights, strict_weights, tau_strict, strict_fg = nonempty.float(), nonempty.float(), params.tau_strict, fg
+    seen_share = 0.4
+    for round_ in range(2):
+        lenient = _splat(_vote(fg, seen, weights, params.tau_lenient), index, masks.shape, radii)
+        consensus = _splat(_vote(strict_fg, seen, strict_weights, tau_strict, seen_share=seen_share), index,
+                           masks.shape, radii)
         measured = {k: v.cpu().numpy() for k, v in _measure(masks, consensus, params, lenient).items()}
         flags = _flags(measured, widths, params)
-        carving = torch.tensor([bool(set(f) - {"missing"}) for f in flags], device=masks.device)
-        if round_ or not carving.any():
+        if round_ or not any(flags):
             break
+        # the second vote leaves out the cameras the first flagged: the lenient one those found empty, shifted or
+        # extra (they would carve or add wrongly); the strict one every flagged camera, and the trusted rest must
+        # agree (``tau_trusted``, on masks grown by the tolerance, on points most of them see), so that each of
+        # them carves: few views leave a hull fat otherwise
+        flagged = torch.tensor([bool(f) for f in flags], device=masks.device)
+        carving = torch.tensor([bool(set(f) - {"missing"}) for f in flags], device=masks.device)
         weights = (nonempty & ~carving).float()
-    return FrameCheck(**measured, flags=flags, voters=(weights > 0).cpu().numpy(), consensus=consensus)
+        strict_weights, tau_strict, strict_fg = (nonempty & ~flagged).float(), params.tau_trusted, grown
+        seen_share = params.trusted_seen
+    return FrameCheck(**measured, flags=flags, voters=(weights > 0).cpu().numpy(), consensus=consensus,
+                      lenient=lenient)
 
 
-def _splat(occupied: torch.Tensor, index: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``(N, Hm, Wm)`` bool: the pixels of each camera's occupied voxels, gaps between voxels closed."""
+def _splat(occupied: torch.Tensor, index: torch.Tensor, shape: torch.Size, radii: list[int]) -> torch.Tensor:
+    """``(N, Hm, Wm)`` bool: the pixels of each camera's occupied voxels, the gaps between neighbouring voxels
+    closed (``radii``: each camera's closing radius, from the voxel spacing there)."""
     flat = torch.zeros(shape[0], shape[1] * shape[2], device=index.device)
     flat.scatter_reduce_(1, index, occupied.float(), "amax")
-    return _erode(_dilate(flat.reshape(shape) > 0.5, 1), 1)
+    splat = flat.reshape(shape) > 0.5
+    out = torch.empty_like(splat)
+    for r in sorted(set(radii)):
+        cameras = [j for j, rj in enumerate(radii) if rj == r]
+        out[cameras] = _erode(_dilate(splat[cameras], r), r)
+    return out
 
 
 def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift: tuple[float, float],
-                tolerance: float) -> np.ndarray:
+                tolerance: float, lenient: np.ndarray | None = None) -> np.ndarray:
     """A repaired full-size mask from the consensus (all in the mask's own pixels).
 
     Args:
@@ -279,10 +306,12 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
         flags: the multi-view faults found (``MV_FLAGS`` words).
         shift: ``(dy, dx)`` in full-size pixels moving the mask onto the consensus (``misaligned``).
         tolerance: full-size pixels the consensus boundary may be off.
+        lenient: ``(H, W)`` bool, the lenient consensus the mask must stay inside (default: ``consensus``).
 
     Returns:
         ``(H, W)`` uint8: ``empty`` -> the consensus; ``misaligned`` -> the mask shifted; then ``extra`` ->
-        the mask outside the consensus (grown by ``tolerance``) cleared; ``missing`` -> the consensus added.
+        the mask outside the lenient consensus (grown by ``tolerance``) cleared, and its parts that do not touch
+        the (strict) consensus; ``missing`` -> the consensus added.
     """
     import cv2
 
@@ -295,8 +324,12 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
                              flags=cv2.INTER_NEAREST, borderValue=0)
     if "extra" in flags:
         size = 2 * max(1, math.ceil(tolerance)) + 1
-        band = cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+        keep = consensus if lenient is None else lenient
+        band = cv2.dilate(keep.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
         out[~band] = 0
+        _count, labels = cv2.connectedComponents((out > 0).astype(np.uint8))
+        touching = np.unique(labels[cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0])
+        out[~np.isin(labels, touching) & (labels > 0)] = 0  # parts apart from the strict consensus go entirely
     if "missing" in flags:
         out[consensus] = 255
     return out

@@ -230,14 +230,15 @@ def _repair(setup: _Setup, options: CheckOptions, frame: str, record: dict, vote
         i = names.index(name)
         height, width = setup.sizes[name]
         work = (math.ceil(height / setup.factors[name]), math.ceil(width / setup.factors[name]))
-        consensus = voted[1].consensus[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8)
-        consensus = cv2.resize(consensus, (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        consensus, lenient = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
+                                         interpolation=cv2.INTER_NEAREST) > 0
+                              for c in (voted[1].consensus, voted[1].lenient))
         mask = read_gray(path)
         if mask.max() == 1:
             mask = mask * 255
         camera = record["cameras"][name]
         fixed = repair_mask(mask, consensus, flags, (camera["shift_y"], camera["shift_x"]),
-                            CheckParams().tolerance * setup.factors[name])
+                            CheckParams().tolerance * setup.factors[name], lenient)
         write_image(out, fixed, quality=options.quality)
         repaired += 1
     return repaired, copied
