@@ -16,7 +16,7 @@ import torch
 from easyvolcap.calibration import field_radius2, project, read_calibration, viewing_box, write_calibration
 from easyvolcap.cli.check import main
 from easyvolcap.errors import EvcError
-from easyvolcap.multiview import FrameGeometry, check_frame, repair_mask
+from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
 from easyvolcap.scene import CORRUPTIONS, NOISES, corrupt, make_scene, write_scene
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
@@ -211,3 +211,33 @@ def test_repair_mask_kinds():
     assert np.array_equal(repair_mask(shifted, consensus, ["misaligned"], (0, -4), 1), mask)
     with pytest.raises(EvcError):
         raise EvcError("x")
+
+
+def _geometry(scene):
+    cal = scene.calibration
+    return FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
+                               viewing_box(cal), "cpu")
+
+
+def test_a_mask_cannot_vouch_for_itself():
+    """The vote for camera j leaves j out: a point all four cameras see, foreground in three of them, is occupied
+    by the vote of all (3/4 >= 0.7) but not for one of the three (2/3 of the others < 0.7), and is for the
+    fourth (3/3)."""
+    seen = torch.ones(4, 1, dtype=torch.bool)
+    fg = torch.tensor([[True], [True], [True], [False]])
+    assert bool(_vote(fg, seen, torch.ones(4), 0.7, loo=False)[0])
+    assert _vote(fg, seen, torch.ones(4), 0.7)[:, 0].tolist() == [False, False, False, True]
+
+
+def test_limb_sized_extra_blob_is_flagged_in_every_camera():
+    """A limb-sized blob (~12% of the silhouette) in four cameras in turn is flagged ``extra`` (and not also
+    ``missing`` or ``misaligned``)."""
+    scene = make_scene(8, 1, SIZE, seed=6)
+    geometry = _geometry(scene)
+    truths = [scene.silhouette(c, 0) for c in range(8)]
+    rng = np.random.default_rng(1)
+    for c in (0, 3, 6, 7):  # 7 sees the person partly outside its view
+        masks = list(truths)
+        masks[c] = corrupt(truths[c], "extra", rng)
+        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
+        assert result.flags[c] == ["extra"], (c, result.flags[c], result.extra[c])
