@@ -80,7 +80,7 @@ def test_torchvision_weights_enum_gives_the_file_and_its_hash_check(tmp_path, mo
     assert seen["hash_prefix"] == "bf2d0c1e"
 
 
-@pytest.mark.parametrize("tool", ["rvm", "bgmv2", "schp", "backgrounds", "merge", "invert", "visualize"])
+@pytest.mark.parametrize("tool", ["rvm", "bgmv2", "schp", "backgrounds", "merge", "invert", "visualize", "check"])
 def test_help_and_flag_errors_answer_without_torch(tool):
     code = (f"import sys\nfrom easyvolcap.cli import {tool}\n"
             "for argv in (['--help'], ['--data_root', 'x', '--workers', '0']):\n"

@@ -198,8 +198,8 @@ def discover_layout(args: argparse.Namespace, tool: str, extensions: tuple[str, 
     return layout
 
 
-def add_dataset_args(parser: argparse.ArgumentParser) -> None:
-    """``--data_root``, ``--image_dir``, ``--only`` and ``--shard``."""
+def add_dataset_args(parser: argparse.ArgumentParser, unit: str = "camera") -> None:
+    """``--data_root``, ``--image_dir``, ``--only`` and ``--shard`` (over cameras, or over frames: ``unit``)."""
     parser.add_argument("--data_root", required=True,
                         help="dataset root holding <image_dir>/<camera>/<frame>.jpg|png")
     parser.add_argument("--image_dir", "--images_dir", dest="image_dir", default="images",
@@ -207,7 +207,7 @@ def add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", metavar="CAM", default=None,
                         help="process only these cameras")
     parser.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
-                        help="process part I (from 0) of N: every N-th camera from the I-th "
+                        help=f"process part I (from 0) of N: every N-th {unit} from the I-th "
                              "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
 
 

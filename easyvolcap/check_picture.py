@@ -1,0 +1,106 @@
+"""The picture of a mask check, ``<data_root>/preview/check_<masks_dir>.jpg``.
+
+Top: a cameras x frames grid, each cell coloured by its score (red 0 ... green 1) and marked with the
+first letter of its flag (E empty, A misaligned, X extra, M missing, T temporal); rows are labelled with
+camera names, columns with frame stems. Bottom: the worst masks, each drawn against the consensus of the
+other cameras (white: both, red: only the mask, i.e. extra; blue: only the consensus, i.e. missing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .image_io import write_image
+
+__all__ = ["LETTERS", "overlay", "write_check_picture"]
+
+LETTERS = {"empty": "E", "misaligned": "A", "extra": "X", "missing": "M", "temporal": "T"}
+CELL = 18
+LABEL = 64
+WORST = 6
+TILE = 200
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _colour(score: float) -> tuple[int, int, int]:
+    score = float(np.clip(score, 0, 1)) if np.isfinite(score) else 0.0
+    return int(230 * (1 - score)), int(200 * score), 40
+
+
+def overlay(mask: np.ndarray, consensus: np.ndarray) -> np.ndarray:
+    """RGB uint8 picture of a mask (bool) against its consensus (bool)."""
+    image = np.full((*mask.shape, 3), 30, np.uint8)
+    image[mask & consensus] = (235, 235, 235)
+    image[mask & ~consensus] = (230, 40, 40)
+    image[~mask & consensus] = (50, 90, 240)
+    return image
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.4,
+          colour: tuple[int, int, int] = (20, 20, 20)) -> None:
+    cv2.putText(image, text, origin, FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def _grid(rows: list[dict], frames: list[str], cameras: list[str]) -> np.ndarray:
+    columns = max(1, min(len(frames), 1600 // CELL))
+    per = -(-len(frames) // columns)  # frames per column: the worst cell of each bin is shown
+    bins = [frames[i:i + per] for i in range(0, len(frames), per)]
+    cells = {(r["camera"], r["frame"]): r for r in rows}
+    grid = np.full((LABEL + len(cameras) * CELL, LABEL + len(bins) * CELL, 3), 255, np.uint8)
+    step = max(1, -(-56 // CELL))  # a frame label every few columns
+    for c, group in enumerate(bins):
+        x = LABEL + c * CELL
+        if c % step == 0:
+            _text(grid, group[0][-8:], (x, LABEL - 6), 0.35)
+        for r, camera in enumerate(cameras):
+            found = [cells[camera, f] for f in group if (camera, f) in cells]
+            if not found:
+                continue
+            worst = min(found, key=lambda row: (row["flag"] == "", _score(row)))
+            y = LABEL + r * CELL
+            grid[y + 1:y + CELL - 1, x + 1:x + CELL - 1] = _colour(_score(worst))
+            if worst["flag"]:
+                _text(grid, LETTERS[worst["flag"]], (x + 4, y + CELL - 5), 0.4, (255, 255, 255))
+    for r, camera in enumerate(cameras):
+        _text(grid, camera[-9:], (2, LABEL + r * CELL + CELL - 5), 0.4)
+    return grid
+
+
+def _score(row: dict) -> float:
+    value = row.get("score", 1.0)
+    return float(value) if value != "" else 1.0
+
+
+def write_check_picture(root: Path, masks_dir: str, rows: list[dict], frames: list[str], cameras: list[str],
+                        overlays: Callable[[str], dict[str, tuple[np.ndarray, np.ndarray]]]) -> Path:
+    """Write the picture and return its path; ``overlays(frame)`` gives ``{camera: (mask, consensus)}``."""
+    grid = _grid(rows, frames, cameras)
+    worst = sorted((r for r in rows if r["flag"]), key=_score)[:WORST]
+    tiles = []
+    by_frame: dict[str, dict] = {}
+    for row in worst:
+        if row["frame"] not in by_frame:
+            by_frame[row["frame"]] = overlays(row["frame"])
+        mask, consensus = by_frame[row["frame"]][row["camera"]]
+        picture = overlay(mask, consensus)
+        scale = TILE / max(picture.shape[:2])
+        shape = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
+        picture = cv2.resize(picture, shape, interpolation=cv2.INTER_NEAREST)
+        tile = np.full((TILE + 20, TILE, 3), 255, np.uint8)
+        tile[20:20 + picture.shape[0], :picture.shape[1]] = picture
+        _text(tile, f"{row['camera']}/{row['frame']} {row['flag']}"[:30], (2, 14), 0.4)
+        tiles.append(tile)
+    width = max(grid.shape[1], len(tiles) * (TILE + 4))
+    parts = [np.pad(grid, ((0, 0), (0, width - grid.shape[1]), (0, 0)), constant_values=255)]
+    if tiles:
+        strip = np.full((TILE + 24, width, 3), 255, np.uint8)
+        for i, tile in enumerate(tiles):
+            strip[4:, i * (TILE + 4):i * (TILE + 4) + TILE] = tile
+        parts.append(strip)
+    path = root / "preview" / f"check_{Path(masks_dir).name}.jpg"
+    write_image(path, np.concatenate(parts, 0), quality=90)
+    return path

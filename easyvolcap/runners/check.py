@@ -1,0 +1,371 @@
+"""The mask check as a job: every frame's masks against each other (multi-view, with calibration) and
+every camera's mask area against its neighbours in time; per-frame results, the CSV report, repairs.
+
+Per-frame results go to ``<root>/check/<masks_dir>/<frame>.json`` (atomic) as they are computed, so an
+interrupted run resumes and ``--shard I/N`` runs (over frames) add up; the run that finds every frame
+done writes ``<root>/check/<masks_dir>.csv`` (and the picture) from them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..calibration import Calibration, field_radius2, read_calibration, viewing_box
+from ..errors import EvcError
+from ..image_io import atomic_write, image_size, read_gray, write_image
+from ..layout import DatasetLayout, natural_key
+from ..multiview import MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
+from ..parallel import prefetch_map
+from ..progress import progress_bar
+from .common import clear_stale_temp_files
+
+__all__ = ["FLAGS", "CheckOptions", "CheckReport", "run_check"]
+
+FLAGS = (*MV_FLAGS, "temporal")  # precedence order
+TEMPORAL_RATIO = 1.6  # an area this many times above or below its neighbours' median jumps
+COLUMNS = ("camera", "frame", "flag", "score", "area", "consensus_area", "inside", "cover", "extra", "missing",
+           "iou", "shift_x", "shift_y", "shift_gain", "temporal_ratio", "voted")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What to check and where results go."""
+
+    masks_dir: str = "masks"
+    mask_ext: str | None = None  # None: every mask type the folder holds
+    threshold: float = 0.5  # foreground above this fraction of full scale
+    repair_dir: str | None = None
+    device: str | None = None
+    workers: int = 4
+    overwrite: bool = False
+    quality: int = 85  # JPEG quality of repaired masks
+    work_size: int = 240  # long side (pixels) of the working masks the vote uses
+    only: tuple[str, ...] | None = None
+    shard: tuple[int, int] | None = None
+    preview: bool = True
+
+
+@dataclass
+class CheckReport:
+    """What a run did; ``rows`` (one dict per camera and frame) and ``csv`` are set once every frame is done."""
+
+    frames_total: int = 0
+    frames_checked: int = 0  # by this run
+    frames_resumed: int = 0
+    frames_fewer_cameras: int = 0
+    masks_checked: int = 0
+    repaired: int = 0
+    copied: int = 0
+    calibrated: bool = False
+    notices: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    csv: Path | None = None
+    preview: Path | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Everything the per-frame work needs, found once."""
+
+    layout: DatasetLayout
+    frames: list[str]  # stems, naturally sorted
+    paths: dict[str, dict[str, Path]]  # frame -> camera -> mask path
+    sizes: dict[str, tuple[int, int]]  # camera -> (H, W)
+    factors: dict[str, int]  # camera -> decode reduction 1, 2, 4 or 8
+    calibration: Calibration | None  # of the cameras that have masks, in layout order
+    geometry: dict | None  # numpy arrays per camera for FrameGeometry
+
+
+def _settings(options: CheckOptions) -> dict:
+    return {"threshold": options.threshold, "work_size": options.work_size, "params": asdict(CheckParams())}
+
+
+def _factor(size: tuple[int, int], work_size: int) -> int:
+    factor = 1
+    while factor < 8 and max(size) / (factor * 2) >= work_size:
+        factor *= 2
+    return factor
+
+
+def _setup(root: Path, options: CheckOptions, tool: str) -> tuple[_Setup, list[str]]:
+    from ..image_io import MASK_EXTENSIONS
+
+    notices = []
+    extensions = (options.mask_ext,) if options.mask_ext else (*MASK_EXTENSIONS, ".jpeg")
+    layout = DatasetLayout.discover(root, options.masks_dir, list(options.only) if options.only else None, extensions)
+    for camera in layout.skipped:
+        notices.append(f"warning: camera {camera} has no masks; skipped")
+    names = [camera.name for camera in layout.cameras]
+    paths: dict[str, dict[str, Path]] = {}
+    for camera in layout.cameras:
+        for frame in camera.frames:
+            paths.setdefault(frame.stem, {})[camera.name] = frame
+    frames = sorted(paths, key=natural_key)
+    calibration = read_calibration(root)
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
+    if calibration is None:
+        notices.append("notice: no intri.yml/extri.yml: temporal check only (the multi-view check needs "
+                       "intri.yml and extri.yml at the data root)")
+    else:
+        missing = [name for name in names if name not in calibration.names]
+        unused = [name for name in calibration.names if name not in names and not options.only]
+        if missing:
+            notices.append(f"warning: cameras {', '.join(missing)} have masks but no calibration; "
+                           "checked in time only")
+        if unused:
+            notices.append(f"warning: cameras {', '.join(unused)} are calibrated but have no masks; not used")
+        shared = [name for name in names if name in calibration.names]
+        for name in shared:
+            i = calibration.names.index(name)
+            height, width = int(calibration.H[i]), int(calibration.W[i])
+            if height and width and (height, width) != sizes[name]:
+                first = layout.cameras[names.index(name)].frames[0]
+                raise EvcError(f"{first}: mask is {sizes[name][1]}x{sizes[name][0]}, but {root / 'intri.yml'} "
+                               f"gives H_{name}={height}, W_{name}={width}")
+        calibration = calibration.subset(shared).with_sizes([sizes[n] for n in shared]) if len(shared) >= 3 else None
+        if calibration is None:
+            notices.append("notice: fewer than 3 calibrated cameras with masks: temporal check only")
+    factors = {name: _factor(size, options.work_size) for name, size in sizes.items()}
+    geometry = None
+    if calibration is not None:
+        work = [(math.ceil(sizes[n][0] / factors[n]), math.ceil(sizes[n][1] / factors[n])) for n in calibration.names]
+        scale = np.array([np.diag([w[1] / sizes[n][1], w[0] / sizes[n][0], 1.0]) for n, w in zip(calibration.names,
+                                                                                                   work, strict=True)])
+        geometry = {"K": scale @ calibration.K, "R": calibration.R, "T": calibration.T, "D": calibration.D,
+                    "sizes": np.array(work), "max_radius2": field_radius2(calibration), "box": viewing_box(calibration)}
+    return _Setup(layout, frames, paths, sizes, factors, calibration, geometry), notices
+
+
+def _read_work_mask(path: Path, factor: int, size: tuple[int, int], threshold: float) -> np.ndarray:
+    """The working mask: decoded at 1/``factor`` size (JPEG's DCT scaling), binarised at ``threshold``."""
+    flags = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+             8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
+    try:
+        data = np.fromfile(str(path), np.uint8)
+    except OSError as error:
+        raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
+    mask = cv2.imdecode(data, flags) if data.size else None
+    if mask is None:
+        raise EvcError(f"{path}: not a readable image")
+    want = (math.ceil(size[0] / factor), math.ceil(size[1] / factor))
+    if mask.shape != want:
+        full = image_size(path)
+        if full != size:
+            raise EvcError(f"{path}: mask is {full[1]}x{full[0]}, the camera's masks are {size[1]}x{size[0]}")
+        mask = cv2.resize(mask, (want[1], want[0]), interpolation=cv2.INTER_AREA)
+    if mask.max() == 1:  # a 0/1 label mask
+        mask = mask * 255
+    return mask > threshold * 255
+
+
+def _frame_masks(setup: _Setup, options: CheckOptions, frame: str) -> dict[str, np.ndarray]:
+    return {name: _read_work_mask(path, setup.factors[name], setup.sizes[name], options.threshold)
+            for name, path in setup.paths[frame].items()}
+
+
+def _vote(setup: _Setup, masks: dict[str, np.ndarray], device):
+    """``(names, FrameCheck)`` for the calibrated cameras of a frame, or ``None`` with fewer than 3."""
+    import torch
+
+    names = [name for name in setup.calibration.names if name in masks] if setup.calibration else []
+    if len(names) < 3:
+        return None
+    index = [setup.calibration.names.index(name) for name in names]
+    g = setup.geometry
+    geometry = FrameGeometry.build(g["K"][index], g["R"][index], g["T"][index], g["D"][index], g["sizes"][index],
+                                   g["max_radius2"][index], g["box"], device)
+    height, width = (int(x) for x in g["sizes"][index].max(0))
+    stack = np.zeros((len(names), height, width), bool)
+    for i, name in enumerate(names):
+        mask = masks[name]
+        stack[i, :mask.shape[0], :mask.shape[1]] = mask
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # small tensors: one thread is as fast, and much faster on a busy machine
+        torch.set_num_threads(1)
+    try:
+        return names, check_frame(torch.from_numpy(stack).to(device), geometry)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[str, np.ndarray], device):
+    """The per-frame record (JSON-able) and the vote (for repairs)."""
+    voted = _vote(setup, masks, device)
+    cameras = {}
+    for name, mask in masks.items():
+        cameras[name] = {"area": float(mask.mean())}
+    if voted is not None:
+        names, result = voted
+        for i, name in enumerate(names):
+            height, width = setup.sizes[name]
+            work = masks[name].shape
+            cameras[name].update({
+                "consensus_area": float(result.consensus_area[i] / (work[0] * work[1])),
+                "inside": float(result.inside[i]), "cover": float(result.cover[i]), "extra": float(result.extra[i]),
+                "missing": float(min(result.missing[i], 99.0)), "iou": float(result.iou[i]),
+                "shift_x": float(result.shift[i][1] * width / work[1]),
+                "shift_y": float(result.shift[i][0] * height / work[0]),
+                "shift_gain": float(result.shift_gain[i]), "score": float(result.score[i]),
+                "flags": result.flags[i], "voted": bool(result.voters[i])})
+    record = {"settings": _settings(options), "multiview": voted is not None, "cameras": cameras}
+    return record, voted
+
+
+def _repair(setup: _Setup, options: CheckOptions, frame: str, record: dict, voted) -> tuple[int, int]:
+    """Write the frame's masks to ``repair_dir``: flagged ones repaired from the consensus, others copied."""
+    repaired = copied = 0
+    names = voted[0] if voted else []
+    for name, path in setup.paths[frame].items():
+        out = setup.layout.root / options.repair_dir / name / path.name
+        flags = record["cameras"][name].get("flags", [])
+        if not flags:
+            atomic_write(out, path.read_bytes())
+            copied += 1
+            continue
+        i = names.index(name)
+        height, width = setup.sizes[name]
+        work = (math.ceil(height / setup.factors[name]), math.ceil(width / setup.factors[name]))
+        consensus, lenient = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
+                                         interpolation=cv2.INTER_NEAREST) > 0
+                              for c in (voted[1].consensus, voted[1].lenient))
+        mask = read_gray(path)
+        if mask.max() == 1:
+            mask = mask * 255
+        camera = record["cameras"][name]
+        fixed = repair_mask(mask, consensus, flags, (camera["shift_y"], camera["shift_x"]),
+                            CheckParams().tolerance * setup.factors[name], lenient)
+        write_image(out, fixed, quality=options.quality)
+        repaired += 1
+    return repaired, copied
+
+
+def _result_path(root: Path, options: CheckOptions, frame: str) -> Path:
+    return root / "check" / options.masks_dir / f"{frame}.json"
+
+
+def _done(setup: _Setup, options: CheckOptions, frame: str) -> bool:
+    """The frame has a result of these settings (and, when asked, its repaired masks)."""
+    path = _result_path(setup.layout.root, options, frame)
+    if options.overwrite or not path.is_file():
+        return False
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("settings") != _settings(options) or set(record.get("cameras", {})) != set(setup.paths[frame]):
+        return False
+    if options.repair_dir:
+        root = setup.layout.root / options.repair_dir
+        return all((root / name / p.name).is_file() for name, p in setup.paths[frame].items())
+    return True
+
+
+def run_check(root: str | Path, options: CheckOptions, tool: str = "evc-check") -> tuple[DatasetLayout, CheckReport]:
+    """Check every mask of ``root/<masks_dir>`` (the frames of ``options.shard``); write per-frame results,
+    repairs when asked, and the CSV (and picture) once every frame is done. Returns the layout of the
+    mask folders it found, and the report.
+
+    Raises:
+        EvcError: bad calibration, masks of a wrong size, unreadable masks, unwritable outputs.
+    """
+    from ..inference import pick_device
+
+    start = time.perf_counter()
+    root = Path(root)
+    setup, notices = _setup(root, options, tool)
+    for line in notices:
+        print(f"{tool}: {line}", file=sys.stderr)
+    report = CheckReport(frames_total=len(setup.frames), calibrated=setup.calibration is not None, notices=notices)
+    counts = {frame: len(cams) for frame, cams in setup.paths.items()}
+    report.frames_fewer_cameras = sum(count < len(setup.layout.cameras) for count in counts.values())
+    frames = setup.frames if options.shard is None else setup.frames[options.shard[0]::options.shard[1]]
+    todo = [frame for frame in frames if not _done(setup, options, frame)]
+    report.frames_resumed = len(frames) - len(todo)
+    device = pick_device(options.device)
+    clear_stale_temp_files(root / "check" / options.masks_dir)
+    with progress_bar(sum(counts[f] for f in todo), "check") as bar:
+        for frame, masks in zip(todo, prefetch_map(lambda f: _frame_masks(setup, options, f), todo,
+                                                   options.workers, options.workers + 1), strict=True):
+            record, voted = _frame_result(setup, options, frame, masks, device)
+            if options.repair_dir:
+                repaired, copied = _repair(setup, options, frame, record, voted)
+                report.repaired += repaired
+                report.copied += copied
+            atomic_write(_result_path(root, options, frame), json.dumps(record).encode())
+            report.frames_checked += 1
+            report.masks_checked += len(masks)
+            bar.update(len(masks))
+    if all(_result_path(root, options, frame).is_file() for frame in setup.frames):
+        report.rows = _rows(setup, options)
+        report.csv = root / "check" / f"{options.masks_dir}.csv"
+        atomic_write(report.csv, _csv(report.rows))
+        if options.preview:
+            from ..check_picture import write_check_picture
+
+            report.preview = write_check_picture(root, options.masks_dir, report.rows, setup.frames,
+                                                 [c.name for c in setup.layout.cameras],
+                                                 lambda frame: _overlays(setup, options, frame, device))
+    report.seconds = time.perf_counter() - start
+    return setup.layout, report
+
+
+def _overlays(setup: _Setup, options: CheckOptions, frame: str, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per camera of ``frame``: ``(working mask, consensus)`` bool arrays (the consensus empty without a vote)."""
+    masks = _frame_masks(setup, options, frame)
+    voted = _vote(setup, masks, device)
+    out = {name: (mask, np.zeros_like(mask)) for name, mask in masks.items()}
+    if voted:
+        for i, name in enumerate(voted[0]):
+            h, w = masks[name].shape
+            out[name] = (masks[name], voted[1].consensus[i, :h, :w].cpu().numpy())
+    return out
+
+
+def _rows(setup: _Setup, options: CheckOptions) -> list[dict]:
+    """One row per (camera, frame): the stored numbers plus the temporal check, the final flag first-wins."""
+    records = {frame: json.loads(_result_path(setup.layout.root, options, frame).read_text())
+               for frame in setup.frames}
+    rows = []
+    for camera in setup.layout.cameras:
+        frames = [f for f in setup.frames if camera.name in records[f]["cameras"]]
+        areas = np.array([records[f]["cameras"][camera.name]["area"] for f in frames])
+        trusted = np.array([areas[t] > 0 and not records[f]["cameras"][camera.name].get("flags")
+                            for t, f in enumerate(frames)])
+        for t, frame in enumerate(frames):
+            numbers = records[frame]["cameras"][camera.name]
+            near = [i for i in (t - 2, t - 1, t + 1, t + 2) if 0 <= i < len(frames) and trusted[i]]
+            neighbours = areas[near]
+            reference = float(np.median(neighbours)) if len(neighbours) else 0.0
+            ratio = areas[t] / reference if reference > 0 else 1.0  # no trusted neighbour: no temporal verdict
+            flags = list(numbers.get("flags", []))
+            if "consensus_area" not in numbers and reference > 0 and areas[t] <= CheckParams().empty * reference:
+                flags.append("empty")  # no vote: the neighbours in time are the reference
+            if ratio > TEMPORAL_RATIO or ratio < 1 / TEMPORAL_RATIO:
+                flags.append("temporal")
+            flag = next((word for word in FLAGS if word in flags), "")
+            rows.append({"camera": camera.name, "frame": frame, "flag": flag,
+                         "score": numbers.get("score", min(ratio, 1 / ratio) if ratio > 0 else 0.0),
+                         "area": areas[t], "temporal_ratio": ratio,
+                         **{k: numbers.get(k, "") for k in COLUMNS if k not in ("camera", "frame", "flag", "score",
+                                                                               "area", "temporal_ratio")}})
+    return rows
+
+
+def _csv(rows: list[dict]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()})
+    return buffer.getvalue().encode()

@@ -1,0 +1,243 @@
+"""The multi-view mask check: calibration files, detection and repair on calibrated synthetic scenes, and
+end-to-end runs of ``check_masks.py``."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from easyvolcap.calibration import field_radius2, project, read_calibration, viewing_box, write_calibration
+from easyvolcap.cli.check import main
+from easyvolcap.errors import EvcError
+from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
+from easyvolcap.scene import CORRUPTIONS, NOISES, corrupt, make_scene, write_scene
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
+SIZE = (150, 200)
+
+
+def test_calibration_round_trip_and_projection(tmp_path):
+    scene = make_scene(4, 1, (60, 80), seed=3)
+    write_calibration(tmp_path, scene.calibration)
+    cal = read_calibration(tmp_path)
+    assert cal.names == scene.calibration.names
+    np.testing.assert_allclose(cal.R, scene.calibration.R, atol=1e-12)
+    np.testing.assert_allclose(cal.D, scene.calibration.D)
+    points = np.random.default_rng(0).uniform(-1, 1, (40, 3)) + np.array([0.0, 0.0, 1.0])
+    u, v, _ok = project(torch.tensor(points), *(torch.tensor(a) for a in (cal.K, cal.R, cal.T, cal.D)))
+    for i in range(4):
+        ref = cv2.projectPoints(points, cv2.Rodrigues(cal.R[i])[0], cal.T[i], cal.K[i], cal.D[i])[0][:, 0]
+        np.testing.assert_allclose(np.stack([u[i], v[i]], -1), ref, atol=1e-9)
+    assert read_calibration(tmp_path / "nowhere") is None
+
+
+def _scene_check(cameras: int, bad: int, seed: int):
+    """Corrupt ``bad`` cameras of every frame (and add harmless noise to others); return (kind, flags) pairs and
+    repair IoU gains."""
+    scene = make_scene(cameras, 2, SIZE, seed=seed)
+    cal = scene.calibration
+    geometry = FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
+                                   viewing_box(cal), "cpu")
+    rng = np.random.default_rng(seed)
+    outcomes, gains = [], []
+    for frame in range(2):
+        truths = [scene.silhouette(c, frame) for c in range(cameras)]
+        kinds: list[str | None] = [None] * cameras
+        for c in rng.choice(cameras, bad, replace=False):
+            kinds[c] = CORRUPTIONS[(frame + c) % len(CORRUPTIONS)]
+        for c in range(cameras):
+            if kinds[c] is None and rng.random() < 0.5:
+                kinds[c] = NOISES[c % len(NOISES)]
+        masks = []
+        for c, kind in enumerate(kinds):
+            mask = corrupt(truths[c], kind, rng) if kind else truths[c]
+            masks.append(cv2.imdecode(cv2.imencode(".jpg", mask, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], 0))
+        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
+        for c, kind in enumerate(kinds):
+            outcomes.append((kind if kind in CORRUPTIONS else "clean", result.flags[c]))
+            if kind in CORRUPTIONS and result.flags[c]:
+                fixed = repair_mask(masks[c], result.consensus[c].numpy(), result.flags[c],
+                                    tuple(result.shift[c]), 2, result.lenient[c].numpy())
+                iou = [np.logical_and(m > 127, truths[c] > 0).sum() / np.logical_or(m > 127, truths[c] > 0).sum()
+                       for m in (masks[c], fixed)]
+                outside = np.logical_and(fixed > 127, ~cv2.dilate(truths[c], np.ones((9, 9), np.uint8)).astype(bool))
+                gains.append((kind, iou[0], iou[1], int(outside.sum())))
+    return outcomes, gains
+
+
+@pytest.mark.parametrize("cameras, bad, seed", [
+    (8, 1, 0), (8, 2, 1), (12, 3, 2), (16, 4, 3)])
+def test_detection_and_repair_on_scenes(cameras, bad, seed):
+    """A quarter of the cameras corrupted at once at most: >= 95% of corrupted masks flagged, <= 1% of clean
+    (and harmlessly noisy) ones; repairs raise the IoU with the truth and remove extra blobs entirely."""
+    outcomes, gains = _scene_check(cameras, bad, seed)
+    corrupted = [flags for kind, flags in outcomes if kind != "clean"]
+    clean = [flags for kind, flags in outcomes if kind == "clean"]
+    assert sum(bool(f) for f in corrupted) >= 0.95 * len(corrupted), outcomes
+    assert sum(bool(f) for f in clean) <= max(0, int(0.01 * len(clean))), outcomes
+    for kind, before, after, outside in gains:
+        assert after > before, (kind, before, after)
+        if kind in ("extra", "bystander"):
+            assert outside == 0, kind
+
+
+def _dataset(tmp_path: Path, faults=None, ext=".jpg", cameras=8, frames=4) -> Path:
+    scene = make_scene(cameras, frames, (90, 120), seed=5)
+    return write_scene(tmp_path / "d", scene, "masks", ext, faults or {})
+
+
+def _rows(root: Path, masks_dir: str = "masks") -> list[dict]:
+    with open(root / "check" / f"{masks_dir}.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_end_to_end_outputs_resume_and_repair(tmp_path, capsys):
+    root = _dataset(tmp_path, {(1, 1): "empty", (4, 2): "shifted"})
+    assert main(["--data_root", str(root), "--repair_dir", "fixed", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "checked 32 masks" in out and "report" in out and "preview" in out
+    rows = _rows(root)
+    assert len(rows) == 32 and {"camera", "frame", "flag", "inside", "cover"} <= set(rows[0])
+    flagged = {(r["camera"], r["frame"]): r["flag"] for r in rows if r["flag"]}
+    assert flagged[("01", "000001")] == "empty" and flagged[("04", "000002")] == "misaligned"
+    assert len(flagged) == 2
+    assert (root / "preview" / "check_masks.jpg").is_file()
+    for camera in range(8):
+        assert sorted(p.name for p in (root / "fixed" / f"{camera:02d}").iterdir()) == \
+            [f"{f:06d}.jpg" for f in range(4)]
+    assert (root / "fixed" / "02" / "000000.jpg").read_bytes() == (root / "masks" / "02" / "000000.jpg").read_bytes()
+    repaired = cv2.imread(str(root / "fixed" / "01" / "000001.jpg"), 0) > 127
+    assert repaired.sum() > 0
+    before = (root / "check" / "masks.csv").read_bytes()
+    assert main(["--data_root", str(root), "--repair_dir", "fixed", "--device", "cpu"]) == 0
+    assert "checked 0 masks" in capsys.readouterr().out and (root / "check" / "masks.csv").read_bytes() == before
+
+
+def test_shards_add_up_to_one_run(tmp_path, capsys):
+    root = _dataset(tmp_path, {(2, 3): "extra"}, ext=".png")
+    assert main(["--data_root", str(root), "--no_preview"]) == 0
+    whole = (root / "check" / "masks.csv").read_bytes()
+    for path in (root / "check").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    assert main(["--data_root", str(root), "--no_preview", "--shard", "0/2"]) == 0
+    assert "waits for the rest" in capsys.readouterr().out and not (root / "check" / "masks.csv").exists()
+    assert main(["--data_root", str(root), "--no_preview", "--shard", "1/2"]) == 0
+    assert (root / "check" / "masks.csv").read_bytes() == whole
+
+
+def test_without_calibration_temporal_only(tmp_path, capsys):
+    root = _dataset(tmp_path, {(2, 2): "empty"}, cameras=3, frames=5)
+    (root / "intri.yml").unlink()
+    (root / "extri.yml").unlink()
+    assert main(["--data_root", str(root), "--no_preview"]) == 0
+    captured = capsys.readouterr()
+    assert "temporal only" in captured.out and "needs intri.yml and extri.yml" in captured.err
+    flagged = {(r["camera"], r["frame"]): r["flag"] for r in _rows(root) if r["flag"]}
+    assert flagged == {("02", "000002"): "empty"}
+
+
+def test_cameras_in_calibration_but_not_in_masks(tmp_path, capsys):
+    root = _dataset(tmp_path)
+    for path in (root / "masks" / "07").iterdir():
+        path.unlink()
+    (root / "masks" / "07").rmdir()
+    assert main(["--data_root", str(root), "--no_preview"]) == 0
+    assert "07 are calibrated but have no masks" in capsys.readouterr().err
+    assert len(_rows(root)) == 28 and not any(r["flag"] for r in _rows(root))
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("no_extri", "extri.yml: missing"),
+    ("unreadable", "intri.yml: not a readable"),
+    ("no_K", "intri.yml: camera key K_03 missing"),
+    ("no_R", "extri.yml: camera key R_03 (or Rot_03) missing"),
+    ("no_T", "extri.yml: camera key T_03 missing"),
+    ("wrong_size", "mask is 120x90, but"),
+])
+def test_calibration_faults_are_one_line_errors(tmp_path, fault, message):
+    root = _dataset(tmp_path, cameras=4, frames=1)
+    intri, extri = root / "intri.yml", root / "extri.yml"
+    if fault == "no_extri":
+        extri.unlink()
+    elif fault == "unreadable":
+        intri.write_text("%YAML:1.0\nnames: [00\n  K_00: {{{\n")
+    elif fault == "no_K":
+        _rewrite(intri, "K_03:", "Q_03:")
+    elif fault == "no_R":
+        _rewrite(extri, "R_03:", "Q_03:")
+        _rewrite(extri, "Rot_03:", "Qot_03:")
+    elif fault == "no_T":
+        _rewrite(extri, "T_03:", "Q_03:")
+    elif fault == "wrong_size":
+        _rewrite(intri, "H_02: 90", "H_02: 80")
+    out = subprocess.run([sys.executable, str(SCRIPT), "--data_root", str(root), "--no_preview"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_missing_height_width_means_the_masks_size(tmp_path):
+    root = _dataset(tmp_path, cameras=4, frames=1)
+    text = "\n".join(line for line in (root / "intri.yml").read_text().splitlines()
+                     if not line.startswith(("H_", "W_")))
+    (root / "intri.yml").write_text(text + "\n")
+    assert read_calibration(root).H.tolist() == [0, 0, 0, 0]
+    assert main(["--data_root", str(root), "--no_preview"]) == 0
+
+
+def test_repair_mask_kinds():
+    consensus = np.zeros((40, 40), bool)
+    consensus[10:30, 15:25] = True
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 15:25] = 255
+    blob = mask.copy()
+    blob[2:6, 2:6] = 255
+    assert not repair_mask(blob, consensus, ["extra"], (0, 0), 1)[:8, :8].any()
+    assert (repair_mask(np.zeros_like(mask), consensus, ["empty"], (0, 0), 1) > 0).sum() == consensus.sum()
+    shifted = np.roll(mask, 4, axis=1)
+    assert np.array_equal(repair_mask(shifted, consensus, ["misaligned"], (0, -4), 1), mask)
+    with pytest.raises(EvcError):
+        raise EvcError("x")
+
+
+def _geometry(scene):
+    cal = scene.calibration
+    return FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
+                               viewing_box(cal), "cpu")
+
+
+def test_a_mask_cannot_vouch_for_itself():
+    """The vote for camera j leaves j out: a point all four cameras see, foreground in three of them, is occupied
+    by the vote of all (3/4 >= 0.7) but not for one of the three (2/3 of the others < 0.7), and is for the
+    fourth (3/3)."""
+    seen = torch.ones(4, 1, dtype=torch.bool)
+    fg = torch.tensor([[True], [True], [True], [False]])
+    assert bool(_vote(fg, seen, torch.ones(4), 0.7, loo=False)[0])
+    assert _vote(fg, seen, torch.ones(4), 0.7)[:, 0].tolist() == [False, False, False, True]
+
+
+def test_limb_sized_extra_blob_is_flagged_in_every_camera():
+    """A limb-sized blob (~12% of the silhouette) in four cameras in turn is flagged ``extra`` (and not also
+    ``missing`` or ``misaligned``)."""
+    scene = make_scene(8, 1, SIZE, seed=6)
+    geometry = _geometry(scene)
+    truths = [scene.silhouette(c, 0) for c in range(8)]
+    rng = np.random.default_rng(1)
+    for c in (0, 3, 6, 7):  # 7 sees the person partly outside its view
+        masks = list(truths)
+        masks[c] = corrupt(truths[c], "extra", rng)
+        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
+        assert result.flags[c] == ["extra"], (c, result.flags[c], result.extra[c])
