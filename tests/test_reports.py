@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from easyvolcap.cli import Outcome
+import argparse
+
+import pytest
+
+from easyvolcap.cli import Outcome, number_in
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.runners.backgrounds import BackgroundReport
 from easyvolcap.runners.bgmv2 import Bgmv2Report
@@ -34,3 +38,13 @@ def test_outcomes_of_shards_merge_into_the_whole_layout_in_natural_order(dataset
     shards = [DatasetLayout.discover(dataset, shard=(i, 2)) for i in range(2)]
     merged = Outcome(shards[1], SchpReport(people=1)).merge(Outcome(shards[0], SchpReport(people=2)))
     assert merged.layout == DatasetLayout.discover(dataset) and merged.report.people == 3
+
+
+def test_number_flags_take_their_interval_and_name_it():
+    assert number_in(0, 1)("0.5") == 0.5 and number_in(0, 1, closed_low=True, closed_high=True)("1") == 1.0
+    for parse, text, message in ((number_in(0, 1), "1", r"1.0 must be in \(0, 1\)"),
+                                 (number_in(0, float("inf")), "inf", r"inf must be in \(0, inf\)"),
+                                 (number_in(0, float("inf")), "nan", "nan must be in"),
+                                 (number_in(0, 1), "x", "'x' is not a number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            parse(text)

@@ -29,6 +29,7 @@ __all__ = [
     "batch_summary",
     "discover_layout",
     "matting_summary",
+    "number_in",
     "positive_int",
     "ratio_or_auto",
     "resolve_shard",
@@ -105,6 +106,25 @@ def batch_summary(report) -> str:
     if report.batch_lowered:
         text += f", lowered to {min(report.batch_lowered.values())} after running out of memory"
     return text
+
+
+def number_in(low: float, high: float, *, closed_low: bool = False, closed_high: bool = False
+              ) -> Callable[[str], float]:
+    """An argparse type: a number in the interval from ``low`` to ``high`` (open ends unless ``closed_*``),
+    e.g. ``number_in(0, 1)`` for (0, 1) and ``number_in(0, math.inf)`` for a finite positive number."""
+    interval = f"{'[' if closed_low else '('}{low:g}, {high:g}{']' if closed_high else ')'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above = value >= low if closed_low else value > low
+        below = value <= high if closed_high else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"{value} must be in {interval}")
+        return value
+    return parse
 
 
 def fraction_or_auto(upper: float) -> Callable[[str], float | None]:

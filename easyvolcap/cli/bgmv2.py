@@ -19,6 +19,7 @@ from . import (
     discover_layout,
     fraction_or_auto,
     matting_summary,
+    number_in,
     positive_int,
     prepare_device,
     run_main,
@@ -29,17 +30,6 @@ __all__ = ["build_parser", "main"]
 
 TOOL = "bgmv2"
 REFINE_MODES = ("full", "sampling", "thresholding")
-
-
-def unit_interval(text: str) -> float:
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in [0, 1]")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refine_mode", default="sampling", choices=REFINE_MODES, help="which pixels to refine")
     parser.add_argument("--refine_sample_pixels", type=positive_int, default=80_000,
                         help="pixels refined per image in sampling mode (at 1080p with --backbone_scale auto)")
-    parser.add_argument("--refine_threshold", type=unit_interval, default=0.1,
+    parser.add_argument("--refine_threshold", type=number_in(0, 1, closed_low=True, closed_high=True), default=0.1,
                         help="error threshold of thresholding mode")
     parser.add_argument("--resize_bkgd", action="store_true",
                         help="resize a background of another size to its camera's images (default: error)")

@@ -7,22 +7,21 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from . import HelpFormatter, Outcome, add_dataset_args, positive_int, quality, resolve_shard, run_main, with_preview
+from . import (
+    HelpFormatter,
+    Outcome,
+    add_dataset_args,
+    number_in,
+    positive_int,
+    quality,
+    resolve_shard,
+    run_main,
+    with_preview,
+)
 
 __all__ = ["build_parser", "main"]
 
 TOOL = "evc-check"
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a number in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1)")
-    return value
 
 
 def one_device(text: str) -> str:
@@ -44,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder of masks <camera>/<frame stem>.jpg|png to check")
     parser.add_argument("--mask_ext", default=None, choices=(".jpg", ".jpeg", ".png"),
                         help="check only masks of this type (default: whatever type the folder holds)")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
+    parser.add_argument("--threshold", type=number_in(0, 1), default=0.5,
                         help="foreground above this fraction of full scale (0.5: 128 of 255)")
     parser.add_argument("--repair_dir", default=None,
                         help="write a complete mask folder here: flagged masks repaired from the consensus, "

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EvcError
 from ..layout import DatasetLayout
-from . import HelpFormatter, Outcome, positive_int, run_main
+from . import HelpFormatter, Outcome, number_in, positive_int, run_main
 
 __all__ = ["build_parser", "main"]
 
 TOOL = "visualize"
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} must be a finite number above 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="rvm",
                         help="masks <camera>/<frame stem>.png|.jpg (a frame without its mask shows black)")
     parser.add_argument("--output", default="masked.mp4", help="the video, relative to --data_root")
-    parser.add_argument("--fps", type=positive_float, default=30.0, help="frames per second")
-    parser.add_argument("--ratio", type=positive_float, default=1.0,
+    parser.add_argument("--fps", type=number_in(0, math.inf), default=30.0, help="frames per second")
+    parser.add_argument("--ratio", type=number_in(0, math.inf), default=1.0,
                         help="scale of each tile (of the first camera's image size; other cameras are scaled "
                              "to that tile size)")
     parser.add_argument("--max_length", type=positive_int, default=None, help="write at most N frames")
