@@ -28,6 +28,7 @@ __all__ = [
     "batch_or_auto",
     "batch_summary",
     "discover_layout",
+    "examples",
     "matting_summary",
     "number_in",
     "positive_int",
@@ -280,6 +281,13 @@ def with_preview(line: str, path: Path | None) -> str:
     return f"{line}; preview {path}" if path else line
 
 
+def examples(items: Sequence, count: int = 5) -> str:
+    """The first ``count`` items for a summary line, ``camera/frame`` for ``(camera, frame)`` pairs, joined by
+    commas, then `` ...`` when there are more."""
+    shown = ", ".join(item if isinstance(item, str) else "/".join(item) for item in items[:count])
+    return shown + (" ..." if len(items) > count else "")
+
+
 def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
     """The one-line summary of a matting run (a ``MattingReport``)."""
     rate = report.frames_processed / report.seconds if report.seconds else 0.0
@@ -289,9 +297,8 @@ def matting_summary(tool: str, report, mask_root: Path, model: str) -> str:
     if report.fgr_written:
         line += f"; {report.fgr_written} foregrounds"
     if report.empty_frames:
-        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.empty_frames[:5])
-        more = " ..." if len(report.empty_frames) > 5 else ""
-        line += f"; WARNING {len(report.empty_frames)} empty masks (no pixel above 0.5): {shown}{more}"
+        empty = report.empty_frames
+        line += f"; WARNING {len(empty)} empty masks (no pixel above 0.5): {examples(empty)}"
     else:
         line += "; no empty masks"
     return line

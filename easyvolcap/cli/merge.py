@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..errors import EvcError
 from ..image_io import MASK_EXTENSIONS
 from ..masks import THRESHOLD
-from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
+from . import HelpFormatter, Outcome, add_run_args, examples, run_main, with_preview
 from .backgrounds import non_negative_int
 from .mask_folders import add_mask_dataset_args, discover_masks
 
@@ -63,11 +63,6 @@ def run(args: argparse.Namespace) -> Outcome:
     return Outcome(layout, run_merge(layout, options))
 
 
-def _examples(frames: list[tuple[str, str]]) -> str:
-    shown = ", ".join(f"{camera}/{stem}" for camera, stem in frames[:3])
-    return shown + (" ..." if len(frames) > 3 else "")
-
-
 def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Warn once about frames of one input only, write the preview and return the summary line."""
     from ..preview import mask_file_rows, write_preview
@@ -79,9 +74,9 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
         parts = []
         if report.without_schp:
             parts.append(f"{len(report.without_schp)} RVM masks have no SCHP mask in {layout.root / args.schp_dir} "
-                         f"({_examples(report.without_schp)}; --schp_ext {args.schp_ext})")
+                         f"({examples(report.without_schp, 3)}; --schp_ext {args.schp_ext})")
         if report.without_rvm:
-            parts.append(f"{len(report.without_rvm)} SCHP masks have no RVM mask ({_examples(report.without_rvm)}; "
+            parts.append(f"{len(report.without_rvm)} SCHP masks have no RVM mask ({examples(report.without_rvm, 3)}; "
                          f"--rvm_ext {args.rvm_ext})")
         print(f"{TOOL}: warning: {'; '.join(parts)}; skipped", file=sys.stderr)
     line = (f"{TOOL}: wrote {report.written} merged masks to {layout.root / args.out_dir} "

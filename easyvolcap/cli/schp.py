@@ -16,6 +16,7 @@ from . import (
     batch_or_auto,
     batch_summary,
     discover_layout,
+    examples,
     positive_int,
     prepare_device,
     run_main,
@@ -95,9 +96,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
             f"{batch_summary(report)}) "
             f"in {report.seconds:.1f} s ({rate:.1f} img/s); {report.people} people parsed")
     if report.frames_without_person:
-        shown = ", ".join(f"{camera}/{frame}" for camera, frame in report.frames_without_person[:5])
-        more = " ..." if len(report.frames_without_person) > 5 else ""
-        line += f"; {len(report.frames_without_person)} frames with no person: {shown}{more}"
+        line += f"; {len(report.frames_without_person)} frames with no person: {examples(report.frames_without_person)}"
     rows = label_rows(layout, args.schp_dir, get_palette(label_set(args.dataset).num_classes))
     preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows, TOOL)
     return with_preview(line, preview)

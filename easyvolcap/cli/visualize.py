@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import EvcError
 from ..layout import DatasetLayout
-from . import HelpFormatter, Outcome, number_in, positive_int, run_main
+from . import HelpFormatter, Outcome, examples, number_in, positive_int, run_main
 
 __all__ = ["build_parser", "main"]
 
@@ -80,8 +80,8 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     if report.black_tiles:
         line += f"; {report.black_tiles} black tiles (a camera without that frame or its mask)"
     if report.missing_masks:
-        shown = ", ".join(report.missing_masks[:3]) + (" ..." if len(report.missing_masks) > 3 else "")
-        line += f"; {len(report.missing_masks)} frames without a mask in {args.mask_dir}: {shown}"
+        missing = report.missing_masks
+        line += f"; {len(missing)} frames without a mask in {args.mask_dir}: {examples(missing, 3)}"
     return line
 
 
