@@ -1,13 +1,22 @@
-"""The multi-view mask check: a soft visual-hull vote of the calibrated cameras of one frame, each mask
-compared with the leave-one-out consensus of the others, and a repair from that consensus.
+"""The multi-view mask check: each mask of a frame judged by what the OTHER calibrated cameras see, and
+repaired from it.
 
-For a frame, every voxel of a grid around the person is projected (with lens distortion) into every
-camera. A camera counts for a voxel when the voxel falls inside its image; the voxel is occupied for
-camera ``j`` when at least a fraction ``tau`` of the OTHER counting cameras see foreground there, so a
-mask never vouches for itself. The occupied voxels are splatted into ``j``'s image: its consensus. A
-mask must stay inside the lenient consensus (``tau_lenient``: a part outside it is ``extra``) and cover
-the strict one (``tau_strict``: a part of it the mask lacks is ``missing``). A second vote leaves out
-the cameras the first found empty, shifted or extra (they would carve or add wrongly).
+For a frame, every point of a grid around the person is projected (with lens distortion) into every camera;
+a camera counts for a point when the point falls inside its image. For camera ``j`` the others vote (a soft
+visual hull without ``j``, so a mask never vouches for itself): a point is occupied when at least ``tau`` of
+the other counting cameras see foreground there. Its splat into ``j``'s image is the consensus. Then:
+
+- ``extra``: the parts of ``j``'s mask outside the consensus (grown by the tolerance), a blob or a bystander
+  counted whole when a third of it sticks out;
+- ``missing``: what ``j``'s mask lacks, judged by the others: a foreground cell of camera ``k`` whose every
+  occupied point ``j`` carves away is lost; ``missing`` is the median over ``k`` of the share lost. A clean
+  mask carves only the hull's phantom volume, which no other camera needs, so a fat consensus does not
+  count against it (comparing a mask with the consensus itself would);
+- ``misaligned``: the best shift of the mask onto the consensus brings back most of what it lacks;
+- ``empty``: (almost) no mask where the others see the person.
+
+The vote runs again without the worst flagged camera (and takes back left-out ones that now pass), so a
+quarter of the cameras can be wrong at once.
 """
 
 from __future__ import annotations
@@ -21,29 +30,33 @@ import torch.nn.functional as F
 
 from .calibration import project
 
-__all__ = ["MV_FLAGS", "CheckParams", "FrameCheck", "FrameGeometry", "check_frame", "repair_mask"]
+__all__ = ["MIN_VIEWS", "MV_FLAGS", "CheckParams", "FrameCheck", "FrameGeometry", "check_frame", "repair_mask",
+           "unsupported"]
 
 MV_FLAGS = ("empty", "misaligned", "extra", "missing")  # in the order of precedence
+MIN_VIEWS = 5  # cameras a vote needs: with fewer, one wrong mask among the others outweighs the right ones
 
 
 @dataclass(frozen=True)
 class CheckParams:
     """Thresholds of the vote and of the decision (fractions unless said otherwise)."""
 
-    tau_lenient: float = 0.7  # the consensus a mask must stay inside (tolerates 30% wrong voters)
-    tau_strict: float = 0.8  # the consensus a mask must cover (tolerates 20% wrong voters)
-    tau_trusted: float = 1.0  # the same in the second vote, among the cameras the first did not flag
-    trusted_seen: float = 0.6  # ... where a point must be in view of this share of them (few views carve little)
+    tau: float = 0.6  # share of the other cameras that must see a point as foreground (2 wrong of 6 tolerated)
+    tau_fill: float = 1.0  # the same for what a repair fills in (the trusted cameras unanimous: a tighter hull)
+    seen_share: float = 0.4  # a point counts when at least this share of the other voters see it (at least 2)
     coarse: int = 20  # coarse grid points per axis (finds the person's box)
     max_voxels: int = 80_000  # fine grid size cap
     voxel_px: float = 1.5  # fine grid spacing, in working pixels at the person's distance
     tolerance: int = 2  # pixels of the working masks a boundary may be off without counting
     empty: float = 0.05  # mask area below this share of the consensus area
-    misaligned_gain: float = 0.2  # IoU gained by the best shift
-    misaligned_shift: float = 0.03  # best shift of at least this share of the width
-    extra: float = 0.06  # mask area outside the consensus band, as a share of the mask's area
-    missing: float = 0.35  # consensus core area the mask lacks (opened), as a share of the mask's area
+    misaligned_gain: float = 0.02  # IoU with the consensus gained by the best shift ...
+    misaligned_shift: float = 0.03  # ... of at least this share of the width ...
+    misaligned_fault: float = 0.25  # ... and ``missing`` at least this share of its threshold ...
+    misaligned_fix: float = 0.5  # ... of which the shift brings back this share
+    extra: float = 0.04  # unsupported mask area, as a share of the mask's area
+    missing: float = 0.08  # share of the other cameras' foreground the mask leaves unexplained (median)
     min_area: int = 12  # working pixels: a smaller consensus means the person is not in view
+    rounds: int = 4  # votes per frame at most (each after leaving out the worst flagged camera)
 
 
 @dataclass(frozen=True)
@@ -71,23 +84,18 @@ class FrameCheck:
     """The result for one frame: per camera numbers (numpy ``(N,)``), flags, and the consensus masks."""
 
     area: np.ndarray  # mask pixels
-    consensus_area: np.ndarray
-    inside: np.ndarray  # share of the mask inside the consensus band
-    cover: np.ndarray  # share of the consensus core the mask covers
-    extra: np.ndarray  # mask area outside the band / mask area
-    missing: np.ndarray  # consensus core the mask lacks (opened) / mask area
-    iou: np.ndarray
+    consensus_area: np.ndarray  # the consensus grown by the tolerance: under ``min_area``, not in view
+    extra: np.ndarray  # unsupported mask area / mask area
+    missing: np.ndarray  # median share of the other cameras' foreground the mask leaves unexplained
+    iou: np.ndarray  # with the consensus (a visual hull: a clean mask's is well below 1)
     shift: np.ndarray  # (N, 2) best (dy, dx) in working pixels
     shift_gain: np.ndarray  # IoU at the best shift minus IoU in place
+    shift_fix: np.ndarray  # share of ``missing`` that shift brings back
+    score: np.ndarray  # agreement: 1 - (the larger of extra and missing, in thresholds) / 2, at least 0
     flags: list[list[str]]  # every multi-view fault that applies, in precedence order
     voters: np.ndarray  # (N,) bool: voted in the last round
-    consensus: torch.Tensor  # (N, Hm, Wm) bool: what the mask must cover
-    lenient: torch.Tensor  # (N, Hm, Wm) bool: what the mask must stay inside
-
-    @property
-    def score(self) -> np.ndarray:
-        """Agreement in [0, 1]: the smaller of ``inside`` and ``cover`` (1 when both are perfect)."""
-        return np.minimum(self.inside, self.cover)
+    consensus: torch.Tensor  # (N, Hm, Wm) bool: the other cameras' consensus
+    fill: torch.Tensor  # (N, Hm, Wm) bool: the part of the consensus the other cameras need and the mask lacks
 
 
 def _grid(box: torch.Tensor, counts: list[int]) -> torch.Tensor:
@@ -110,7 +118,7 @@ def _sample(masks: torch.Tensor, geometry: FrameGeometry, points: torch.Tensor):
 
 
 def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: float, loo: bool = True,
-          seen_share: float = 0.4) -> torch.Tensor:
+          seen_share: float = CheckParams.seen_share) -> torch.Tensor:
     """``(N, P)`` occupancy for each camera from the OTHER cameras (``loo``), or ``(P,)`` from all; a point must be
     seen by at least ``seen_share`` of the other voting cameras (at least 2)."""
     w = weights[:, None]
@@ -191,26 +199,40 @@ def _best_shift(masks: torch.Tensor, consensus: torch.Tensor):
     return torch.stack([dy, dx], 1), best.round()
 
 
-def _measure(masks: torch.Tensor, consensus: torch.Tensor, params: CheckParams,
-             lenient: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The numbers of each camera against its consensus; ``extra`` counts the mask outside the ``lenient``
-    consensus (a few wrong voters carve the strict one, so a correct mask may stick out of it)."""
-    r = params.tolerance
-    band, core = _dilate(consensus if lenient is None else lenient, r), _erode(consensus, r)
+def unsupported(mask: np.ndarray, band: np.ndarray, share: float = 1 / 3) -> np.ndarray:
+    """``(H, W)`` bool: the pixels of ``mask`` (bool) that no other camera supports: those outside ``band`` (the
+    consensus, grown by the tolerance), and every part (connected component) of the mask of which at least
+    ``share`` lies outside it, whole (a blob or a bystander that a fat consensus half covers)."""
+    import cv2
+
+    outside = mask & ~band
+    if not outside.any():
+        return outside
+    # parts a pixel or two apart (a head above its body, a limb beside it) count as one part
+    count, labels = cv2.connectedComponents(cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)))
+    labels[~mask] = 0
+    sizes = np.bincount(labels.ravel(), minlength=count)
+    out_sizes = np.bincount(labels[outside], minlength=count)
+    stray = out_sizes >= share * np.maximum(sizes, 1)
+    stray[0] = False
+    return outside | stray[labels]
+
+
+def _measure(masks: torch.Tensor, consensus: torch.Tensor, params: CheckParams) -> dict[str, np.ndarray]:
+    """The numbers of each camera against its consensus that need no other vote (``extra``, overlap, shift)."""
+    band = _dilate(consensus, params.tolerance)
     area = masks.sum((1, 2)).float()
     c_area = consensus.sum((1, 2)).float()
-    core_area = core.sum((1, 2)).float()
     inter = (masks & consensus).sum((1, 2)).float()
-    outside = (masks & ~band).sum((1, 2)).float()
-    lacking = core & ~_dilate(masks, r)
-    lacking = _dilate(_erode(lacking, r), r).sum((1, 2)).float()  # opened: slivers of a fat hull do not count
+    cpu_masks, cpu_band = masks.cpu().numpy(), band.cpu().numpy()
+    outside = np.array([unsupported(m, b).sum() for m, b in zip(cpu_masks, cpu_band, strict=True)], np.float64)
     iou = inter / (area + c_area - inter).clamp_min(1)
     shift, best = _best_shift(masks, consensus)
     shifted_iou = best / (area + c_area - best).clamp_min(1)
-    return {"area": area, "consensus_area": c_area, "inside": 1 - outside / area.clamp_min(1),
-            "cover": 1 - lacking / core_area.clamp_min(1), "extra": outside / area.clamp_min(1),
-            "missing": lacking / area.clamp_min(1), "iou": iou, "shift": shift,
-            "shift_gain": shifted_iou - iou}
+    area = area.cpu().numpy()
+    return {"area": area, "consensus_area": band.sum((1, 2)).cpu().numpy().astype(np.float64),
+            "extra": outside / np.maximum(area, 1), "iou": iou.cpu().numpy(), "shift": shift.cpu().numpy(),
+            "shift_gain": (shifted_iou - iou).cpu().numpy()}
 
 
 def _flags(m: dict[str, np.ndarray], widths: np.ndarray, params: CheckParams) -> list[list[str]]:
@@ -221,9 +243,7 @@ def _flags(m: dict[str, np.ndarray], widths: np.ndarray, params: CheckParams) ->
             if m["area"][j] <= params.empty * m["consensus_area"][j]:
                 found.append("empty")
             else:
-                length = float(np.hypot(*m["shift"][j]))
-                if m["shift_gain"][j] >= params.misaligned_gain and length >= max(2.0, params.misaligned_shift
-                                                                                  * widths[j]):
+                if m["shift_fix"][j] >= params.misaligned_fix:
                     found.append("misaligned")
                 if m["extra"][j] >= params.extra:
                     found.append("extra")
@@ -233,6 +253,91 @@ def _flags(m: dict[str, np.ndarray], widths: np.ndarray, params: CheckParams) ->
             found.append("extra")  # the others agree the person is not in this view
         flags.append(found)
     return flags
+
+
+def _shifted(mask: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``mask`` ``(H, W)`` moved by ``(dy, dx)`` pixels, zeros where it comes from outside."""
+    height, width = mask.shape
+    out = torch.zeros_like(mask)
+    out[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)] = \
+        mask[max(0, -dy):height + min(0, -dy), max(0, -dx):width + min(0, -dx)]
+    return out
+
+
+def _shift_fix(masks, measured, occupied, seen, index, cell, judges, widths, params) -> np.ndarray:
+    """Per camera: the share of its ``missing`` that its best shift brings back (a displaced mask lacks what the
+    others need on one side; a blob or a bystander beside a right mask lacks nothing); computed where the shift is
+    long enough, gains overlap with the consensus and ``missing`` is at least ``misaligned_fault`` of its threshold,
+    0 elsewhere."""
+    drop = np.zeros(len(masks))
+    candidates = [j for j in range(len(masks))
+                  if measured["shift_gain"][j] >= params.misaligned_gain
+                  and measured["missing"][j] >= params.misaligned_fault * params.missing
+                  and np.hypot(*measured["shift"][j]) >= max(2.0, params.misaligned_shift * widths[j])]
+    if not candidates:
+        return drop
+    moved = masks.clone()
+    for j in candidates:
+        moved[j] = _shifted(masks[j], *(int(v) for v in measured["shift"][j]))
+    grown = _dilate(moved, params.tolerance).reshape(len(masks), -1).gather(1, index) & seen
+    lost, _ = _lost(moved, occupied, occupied & seen & ~grown, seen, index, cell, judges, candidates)
+    for j in candidates:
+        drop[j] = 1 - float(lost[j]) / measured["missing"][j]
+    return drop
+
+
+def _badness(m: dict[str, np.ndarray], flags: list[list[str]], params: CheckParams) -> np.ndarray:
+    """How far past its thresholds each flagged camera is (0 for a camera without flags)."""
+    worst = np.maximum(m["extra"] / params.extra, m["missing"] / params.missing)
+    return np.where([bool(f) for f in flags], np.maximum(worst, 1.0), 0.0)
+
+
+def _cells(index: torch.Tensor, shape: tuple[int, int], cell: list[int]) -> tuple[torch.Tensor, int]:
+    """``(N, P)``: the flat index of the ``cell[k]``-pixel square each pixel ``index`` of camera ``k`` lies in, and
+    the number of cells of the finest grid (an upper bound on every camera's)."""
+    height, width = shape
+    size = torch.tensor(cell, device=index.device)[:, None]
+    columns = -(-width // min(cell))
+    return (index // width // size) * columns + (index % width) // size, columns * -(-height // min(cell))
+
+
+def _lost(masks: torch.Tensor, occupied: torch.Tensor, carved: torch.Tensor, seen: torch.Tensor, index: torch.Tensor,
+          cell: list[int], judges: torch.Tensor, cameras: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each camera ``j``: the share of the OTHER cameras' foreground that ``j``'s mask leaves unexplained
+    ``(N,)`` (the median over the ``judges``, so that a wrong one cannot decide), and the carved points the
+    judges need ``(N, P)`` (what ``j``'s mask lacks, in 3D); only for ``cameras`` (default: all; 0 for the rest).
+
+    ``occupied[j]`` is the consensus of the others for ``j`` (points), ``carved[j]`` the part of it ``j``'s mask
+    says is background. A foreground cell of camera ``k`` (a ``cell[k]`` pixel square, several points deep) that
+    ``occupied[j]`` explains but ``occupied[j] & ~carved[j]`` does not has lost every point of its rays to ``j``: a
+    body part ``j`` lacks. A clean mask carves only what no other camera needs (the hull's phantom volume)."""
+    n, height, width = masks.shape
+    cells, count = _cells(index, (height, width), cell)
+    area = torch.zeros(n, count, device=masks.device)
+    fg_cells = torch.zeros(n, count, device=masks.device)
+    pixels = torch.arange(height * width, device=masks.device)
+    pixel_cells, _ = _cells(pixels.expand(n, -1), (height, width), cell)
+    area.scatter_add_(1, pixel_cells, torch.ones_like(pixel_cells, dtype=torch.float32))
+    fg_cells.scatter_add_(1, pixel_cells, masks.reshape(n, -1).float())
+    foreground = fg_cells >= 0.5 * area.clamp_min(1)  # (N, C): cells mostly inside the camera's own mask
+    lost = torch.zeros(n, device=masks.device)
+    needed = torch.zeros_like(carved)
+    for j in range(n) if cameras is None else cameras:
+        keep = occupied[j] & ~carved[j]
+        hit = torch.zeros(n, count, device=masks.device).scatter_reduce_(1, cells, (occupied[j] & seen).float(),
+                                                                         "amax")
+        kept = torch.zeros(n, count, device=masks.device).scatter_reduce_(1, cells, (keep & seen).float(), "amax")
+        explained = (hit > 0.5) & foreground
+        lacking = explained & (kept < 0.5)
+        share = lacking.sum(1) / explained.sum(1).clamp_min(1)
+        voting = judges.clone()
+        voting[j] = False
+        voting &= explained.any(1)
+        if voting.any():
+            lost[j] = share[voting].median()
+            lacking &= voting[:, None]
+            needed[j] = carved[j] & (lacking.gather(1, cells) & seen).any(0)
+    return lost, needed
 
 
 def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParams = CheckParams()) -> FrameCheck:
@@ -249,38 +354,53 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
     """
     n = len(masks)
     nonempty = masks.reshape(n, -1).sum(1) >= params.min_area
-    weights = nonempty.float()
-    box = _person_box(masks, geometry, weights, params)
-    consensus = torch.zeros_like(masks)
+    box = _person_box(masks, geometry, nonempty.float(), params)
     widths = geometry.sizes[:, 1].cpu().numpy()
     if box is None:
-        measured = {k: v.cpu().numpy() for k, v in _measure(masks, consensus, params).items()}
-        return FrameCheck(**measured, flags=_flags(measured, widths, params), voters=nonempty.cpu().numpy(),
-                          consensus=consensus, lenient=consensus)
-    points, radii = _fine_grid(box, geometry, params)
-    fg, seen, index = _sample(masks, geometry, points)
-    grown = _dilate(masks, params.tolerance).reshape(n, -1).gather(1, index) & seen  # for the unanimous vote
-    weights, strict_weights, tau_strict, strict_fg = nonempty.float(), nonempty.float(), params.tau_strict, fg
-    seen_share = 0.4
-    for round_ in range(2):
-        lenient = _splat(_vote(fg, seen, weights, params.tau_lenient), index, masks.shape, radii)
-        consensus = _splat(_vote(strict_fg, seen, strict_weights, tau_strict, seen_share=seen_share), index,
-                           masks.shape, radii)
-        measured = {k: v.cpu().numpy() for k, v in _measure(masks, consensus, params, lenient).items()}
+        consensus = torch.zeros_like(masks)
+        measured = _measure(masks, consensus, params)
+        measured.update(missing=np.zeros(n), shift_fix=np.zeros(n))
         flags = _flags(measured, widths, params)
-        if round_ or not any(flags):
+        return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=nonempty.cpu().numpy(),
+                          consensus=consensus, fill=consensus)
+    points, radii = _fine_grid(box, geometry, params)
+    _fg, seen, index = _sample(masks, geometry, points)
+    # every vote and carving uses the masks grown by the tolerance: a boundary a few pixels in (an eroded or soft
+    # mask) neither carves the others' limbs away nor counts against the mask itself
+    grown = _dilate(masks, params.tolerance).reshape(n, -1).gather(1, index) & seen
+    cell = [max(2, 2 * r) for r in radii]
+    excluded = torch.zeros(n, dtype=torch.bool, device=masks.device)
+    for round_ in range(params.rounds):
+        weights = (nonempty & ~excluded).float()
+        occupied = _vote(grown, seen, weights, params.tau)
+        consensus = _splat(occupied, index, masks.shape, radii)
+        measured = _measure(masks, consensus, params)
+        lost, needed = _lost(masks, occupied, occupied & seen & ~grown, seen, index, cell, weights > 0)
+        measured["missing"] = lost.cpu().numpy()
+        measured["shift_fix"] = _shift_fix(masks, measured, occupied, seen, index, cell, weights > 0, widths, params)
+        flags = _flags(measured, widths, params)
+        # the next vote leaves out the worst flagged voter (a wrong camera pushes the clean ones' numbers up too,
+        # less) and takes back the left-out cameras that now pass; at most a third of the cameras are left out
+        badness = _badness(measured, flags, params) * (weights > 0).cpu().numpy()
+        before = excluded.clone()
+        excluded &= torch.tensor([bool(f) for f in flags], device=masks.device)
+        if badness.any() and int(excluded.sum()) < n // 3:
+            excluded[int(badness.argmax())] = True
+        if torch.equal(excluded, before) or round_ == params.rounds - 1:
             break
-        # the second vote leaves out the cameras the first flagged: the lenient one those found empty, shifted or
-        # extra (they would carve or add wrongly); the strict one every flagged camera, and the trusted rest must
-        # agree (``tau_trusted``, on masks grown by the tolerance, on points most of them see), so that each of
-        # them carves: few views leave a hull fat otherwise
-        flagged = torch.tensor([bool(f) for f in flags], device=masks.device)
-        carving = torch.tensor([bool(set(f) - {"missing"}) for f in flags], device=masks.device)
-        weights = (nonempty & ~carving).float()
-        strict_weights, tau_strict, strict_fg = (nonempty & ~flagged).float(), params.tau_trusted, grown
-        seen_share = params.trusted_seen
-    return FrameCheck(**measured, flags=flags, voters=(weights > 0).cpu().numpy(), consensus=consensus,
-                      lenient=lenient)
+    # what a repair fills in: the needed points the voters agree on unanimously (a tighter hull), or all of them
+    # where a wrong camera still voting leaves that hull without them
+    tight = needed & _vote(grown, seen, weights, params.tau_fill)
+    tight = torch.where(tight.any(1, keepdim=True), tight, needed)
+    return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=(weights > 0).cpu().numpy(),
+                      consensus=consensus, fill=_splat(tight, index, masks.shape, radii))
+
+
+def _score(m: dict[str, np.ndarray], params: CheckParams) -> np.ndarray:
+    """Agreement in [0, 1]: 1 when perfect, 0.5 at a threshold, 0 at twice a threshold or empty."""
+    worst = np.maximum(m["extra"] / params.extra, m["missing"] / params.missing)
+    empty = (m["consensus_area"] >= params.min_area) & (m["area"] <= params.empty * m["consensus_area"])
+    return np.where(empty, 0.0, np.clip(1 - worst / 2, 0, 1))
 
 
 def _splat(occupied: torch.Tensor, index: torch.Tensor, shape: torch.Size, radii: list[int]) -> torch.Tensor:
@@ -297,8 +417,8 @@ def _splat(occupied: torch.Tensor, index: torch.Tensor, shape: torch.Size, radii
 
 
 def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift: tuple[float, float],
-                tolerance: float, lenient: np.ndarray | None = None) -> np.ndarray:
-    """A repaired full-size mask from the consensus (all in the mask's own pixels).
+                tolerance: float, fill: np.ndarray | None = None, threshold: float = 0.5) -> np.ndarray:
+    """A repaired full-size mask (all in the mask's own pixels).
 
     Args:
         mask: ``(H, W)`` uint8 mask as read (soft values kept where the mask is trusted).
@@ -306,30 +426,32 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
         flags: the multi-view faults found (``MV_FLAGS`` words).
         shift: ``(dy, dx)`` in full-size pixels moving the mask onto the consensus (``misaligned``).
         tolerance: full-size pixels the consensus boundary may be off.
-        lenient: ``(H, W)`` bool, the lenient consensus the mask must stay inside (default: ``consensus``).
+        fill: ``(H, W)`` bool, the part of the consensus the other cameras need and the mask lacks (default:
+            ``consensus``).
+        threshold: foreground above this fraction of full scale (255).
 
     Returns:
-        ``(H, W)`` uint8: ``empty`` -> the consensus; ``misaligned`` -> the mask shifted; then ``extra`` ->
-        the mask outside the lenient consensus (grown by ``tolerance``) cleared, and its parts that do not touch
-        the (strict) consensus; ``missing`` -> the consensus added.
+        ``(H, W)`` uint8: ``empty`` -> ``fill``; ``misaligned`` -> the mask shifted; then ``extra`` -> what no
+        other camera supports (:func:`unsupported`, against the consensus grown by ``tolerance``) cleared, with
+        its soft edge; ``missing`` -> ``fill`` added.
     """
     import cv2
 
+    fill = consensus if fill is None else fill
     out = mask.copy()
     if "empty" in flags:
-        return np.where(consensus, np.uint8(255), np.uint8(0))
+        return np.where(fill, np.uint8(255), np.uint8(0))
     if "misaligned" in flags:
         dy, dx = (round(s) for s in shift)
         out = cv2.warpAffine(out, np.float32([[1, 0, dx], [0, 1, dy]]), (mask.shape[1], mask.shape[0]),
                              flags=cv2.INTER_NEAREST, borderValue=0)
     if "extra" in flags:
         size = 2 * max(1, math.ceil(tolerance)) + 1
-        keep = consensus if lenient is None else lenient
-        band = cv2.dilate(keep.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
-        out[~band] = 0
-        _count, labels = cv2.connectedComponents((out > 0).astype(np.uint8))
-        touching = np.unique(labels[cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0])
-        out[~np.isin(labels, touching) & (labels > 0)] = 0  # parts apart from the strict consensus go entirely
+        band = cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+        foreground = out > threshold * 255
+        removed = unsupported(foreground, band)
+        halo = cv2.dilate(removed.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+        out[removed | (halo & ~foreground)] = 0  # with the soft edge around what goes
     if "missing" in flags:
-        out[consensus] = 255
+        out[fill] = 255
     return out

@@ -84,6 +84,10 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
         line += f"; {report.frames_resumed} frames already done"
     if report.frames_fewer_cameras:
         line += f"; {report.frames_fewer_cameras} frames had fewer cameras"
+    if report.frames_too_few_views:
+        from ..multiview import MIN_VIEWS
+
+        line += f" ({report.frames_too_few_views} with fewer than {MIN_VIEWS} calibrated views: temporal check only)"
     if report.repaired or report.copied:
         line += f"; repaired {report.repaired}, copied {report.copied} masks to {args.repair_dir}"
     if report.csv is None:

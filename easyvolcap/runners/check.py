@@ -24,7 +24,7 @@ from ..calibration import Calibration, field_radius2, read_calibration, viewing_
 from ..errors import EvcError
 from ..image_io import atomic_write, image_size, read_gray, write_image
 from ..layout import DatasetLayout, natural_key
-from ..multiview import MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
+from ..multiview import MIN_VIEWS, MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
 from ..parallel import prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_temp_files
@@ -33,8 +33,8 @@ __all__ = ["FLAGS", "CheckOptions", "CheckReport", "run_check"]
 
 FLAGS = (*MV_FLAGS, "temporal")  # precedence order
 TEMPORAL_RATIO = 1.6  # an area this many times above or below its neighbours' median jumps
-COLUMNS = ("camera", "frame", "flag", "score", "area", "consensus_area", "inside", "cover", "extra", "missing",
-           "iou", "shift_x", "shift_y", "shift_gain", "temporal_ratio", "voted")
+COLUMNS = ("camera", "frame", "flag", "score", "area", "consensus_area", "extra", "missing", "iou", "shift_x",
+           "shift_y", "shift_gain", "shift_fix", "temporal_ratio", "voted")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class CheckReport:
     frames_checked: int = 0  # by this run
     frames_resumed: int = 0
     frames_fewer_cameras: int = 0
+    frames_too_few_views: int = 0  # calibrated, but fewer than MIN_VIEWS cameras: temporal check only
     masks_checked: int = 0
     repaired: int = 0
     copied: int = 0
@@ -133,9 +134,11 @@ def _setup(root: Path, options: CheckOptions, tool: str) -> tuple[_Setup, list[s
                 first = layout.cameras[names.index(name)].frames[0]
                 raise EvcError(f"{first}: mask is {sizes[name][1]}x{sizes[name][0]}, but {root / 'intri.yml'} "
                                f"gives H_{name}={height}, W_{name}={width}")
-        calibration = calibration.subset(shared).with_sizes([sizes[n] for n in shared]) if len(shared) >= 3 else None
+        calibration = (calibration.subset(shared).with_sizes([sizes[n] for n in shared]) if len(shared) >= MIN_VIEWS
+                       else None)
         if calibration is None:
-            notices.append("notice: fewer than 3 calibrated cameras with masks: temporal check only")
+            notices.append(f"notice: fewer than {MIN_VIEWS} calibrated cameras with masks: temporal check only (a vote "
+                           "of fewer views cannot outweigh one wrong mask)")
     factors = {name: _factor(size, options.work_size) for name, size in sizes.items()}
     geometry = None
     if calibration is not None:
@@ -175,11 +178,11 @@ def _frame_masks(setup: _Setup, options: CheckOptions, frame: str) -> dict[str, 
 
 
 def _vote(setup: _Setup, masks: dict[str, np.ndarray], device):
-    """``(names, FrameCheck)`` for the calibrated cameras of a frame, or ``None`` with fewer than 3."""
+    """``(names, FrameCheck)`` for the calibrated cameras of a frame, or ``None`` with fewer than ``MIN_VIEWS``."""
     import torch
 
     names = [name for name in setup.calibration.names if name in masks] if setup.calibration else []
-    if len(names) < 3:
+    if len(names) < MIN_VIEWS:
         return None
     index = [setup.calibration.names.index(name) for name in names]
     g = setup.geometry
@@ -212,11 +215,11 @@ def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[
             work = masks[name].shape
             cameras[name].update({
                 "consensus_area": float(result.consensus_area[i] / (work[0] * work[1])),
-                "inside": float(result.inside[i]), "cover": float(result.cover[i]), "extra": float(result.extra[i]),
-                "missing": float(min(result.missing[i], 99.0)), "iou": float(result.iou[i]),
+                "extra": float(result.extra[i]), "missing": float(result.missing[i]), "iou": float(result.iou[i]),
                 "shift_x": float(result.shift[i][1] * width / work[1]),
                 "shift_y": float(result.shift[i][0] * height / work[0]),
-                "shift_gain": float(result.shift_gain[i]), "score": float(result.score[i]),
+                "shift_gain": float(result.shift_gain[i]), "shift_fix": float(result.shift_fix[i]),
+                "score": float(result.score[i]),
                 "flags": result.flags[i], "voted": bool(result.voters[i])})
     record = {"settings": _settings(options), "multiview": voted is not None, "cameras": cameras}
     return record, voted
@@ -236,15 +239,14 @@ def _repair(setup: _Setup, options: CheckOptions, frame: str, record: dict, vote
         i = names.index(name)
         height, width = setup.sizes[name]
         work = (math.ceil(height / setup.factors[name]), math.ceil(width / setup.factors[name]))
-        consensus, lenient = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
-                                         interpolation=cv2.INTER_NEAREST) > 0
-                              for c in (voted[1].consensus, voted[1].lenient))
+        consensus, fill = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
+                                      interpolation=cv2.INTER_NEAREST) > 0 for c in (voted[1].consensus, voted[1].fill))
         mask = read_gray(path)
         if mask.max() == 1:
             mask = mask * 255
         camera = record["cameras"][name]
         fixed = repair_mask(mask, consensus, flags, (camera["shift_y"], camera["shift_x"]),
-                            CheckParams().tolerance * setup.factors[name], lenient)
+                            CheckParams().tolerance * setup.factors[name], fill, options.threshold)
         write_image(out, fixed, quality=options.quality)
         repaired += 1
     return repaired, copied
@@ -289,6 +291,9 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "evc-check") 
     report = CheckReport(frames_total=len(setup.frames), calibrated=setup.calibration is not None, notices=notices)
     counts = {frame: len(cams) for frame, cams in setup.paths.items()}
     report.frames_fewer_cameras = sum(count < len(setup.layout.cameras) for count in counts.values())
+    if setup.calibration is not None:
+        report.frames_too_few_views = sum(sum(name in setup.calibration.names for name in cams) < MIN_VIEWS
+                                          for cams in setup.paths.values())
     frames = setup.frames if options.shard is None else setup.frames[options.shard[0]::options.shard[1]]
     todo = [frame for frame in frames if not _done(setup, options, frame)]
     report.frames_resumed = len(frames) - len(todo)
