@@ -364,7 +364,7 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
         return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=nonempty.cpu().numpy(),
                           consensus=consensus, fill=consensus)
     points, radii = _fine_grid(box, geometry, params)
-    _fg, seen, index = _sample(masks, geometry, points)
+    fg, seen, index = _sample(masks, geometry, points)
     # every vote and carving uses the masks grown by the tolerance: a boundary a few pixels in (an eroded or soft
     # mask) neither carves the others' limbs away nor counts against the mask itself
     grown = _dilate(masks, params.tolerance).reshape(n, -1).gather(1, index) & seen
@@ -388,9 +388,9 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
             excluded[int(badness.argmax())] = True
         if torch.equal(excluded, before) or round_ == params.rounds - 1:
             break
-    # what a repair fills in: the needed points the voters agree on unanimously (a tighter hull), or all of them
-    # where a wrong camera still voting leaves that hull without them
-    tight = needed & _vote(grown, seen, weights, params.tau_fill)
+    # what a repair fills in: the needed points the voters' own masks (not grown) agree on unanimously (a tighter
+    # hull), or all of them where a wrong camera still voting leaves that hull without them
+    tight = needed & _vote(fg, seen, weights, params.tau_fill)
     tight = torch.where(tight.any(1, keepdim=True), tight, needed)
     return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=(weights > 0).cpu().numpy(),
                       consensus=consensus, fill=_splat(tight, index, masks.shape, radii))

@@ -18,7 +18,7 @@ import numpy as np
 from .calibration import Calibration, write_calibration
 from .image_io import write_image
 
-__all__ = ["CORRUPTIONS", "NOISES", "Scene", "corrupt", "make_scene", "write_scene"]
+__all__ = ["CORRUPTIONS", "NOISES", "Scene", "corrupt", "corrupted_frame", "make_scene", "write_scene"]
 
 CORRUPTIONS = ("empty", "shifted", "missing", "extra", "bystander")  # must be flagged
 NOISES = ("eroded", "dilated", "soft")  # must not be flagged
@@ -171,6 +171,29 @@ def corrupt(mask: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
     if kind == "soft":  # a matte's soft edge; written as JPEG it also gets compression noise
         return cv2.GaussianBlur(mask, (0, 0), 1.2)
     raise ValueError(f"unknown corruption {kind!r}")
+
+
+def corrupted_frame(scene: Scene, frame: int, bad: int, rng: np.random.Generator, quality: int = 75):
+    """One frame of ``scene`` as a checker meets it: ``bad`` cameras corrupted (the kinds taking turns), about
+    half of the others harmlessly noisy, every mask through JPEG at ``quality``.
+
+    Returns:
+        ``(masks, kinds, truths)``: per camera the uint8 mask as decoded, the corruption or noise applied
+        (``None`` for an exact one) and the exact silhouette.
+    """
+    cameras = len(scene.calibration.names)
+    truths = [scene.silhouette(c, frame) for c in range(cameras)]
+    kinds: list[str | None] = [None] * cameras
+    for c in rng.choice(cameras, bad, replace=False):
+        kinds[c] = CORRUPTIONS[(frame + c) % len(CORRUPTIONS)]
+    for c in range(cameras):
+        if kinds[c] is None and rng.random() < 0.5:
+            kinds[c] = NOISES[c % len(NOISES)]
+    masks = []
+    for c, kind in enumerate(kinds):
+        mask = corrupt(truths[c], kind, rng) if kind else truths[c]
+        masks.append(cv2.imdecode(cv2.imencode(".jpg", mask, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], 0))
+    return masks, kinds, truths
 
 
 def write_scene(root: str | Path, scene: Scene, masks_dir: str = "masks", ext: str = ".jpg",

@@ -17,7 +17,7 @@ from easyvolcap.calibration import field_radius2, project, read_calibration, vie
 from easyvolcap.cli.check import main
 from easyvolcap.errors import EvcError
 from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
-from easyvolcap.scene import CORRUPTIONS, NOISES, corrupt, make_scene, write_scene
+from easyvolcap.scene import CORRUPTIONS, corrupt, corrupted_frame, make_scene, write_scene
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
 SIZE = (150, 200)
@@ -48,17 +48,7 @@ def _scene_check(cameras: int, bad: int, seed: int):
     rng = np.random.default_rng(seed)
     outcomes, gains = [], []
     for frame in range(2):
-        truths = [scene.silhouette(c, frame) for c in range(cameras)]
-        kinds: list[str | None] = [None] * cameras
-        for c in rng.choice(cameras, bad, replace=False):
-            kinds[c] = CORRUPTIONS[(frame + c) % len(CORRUPTIONS)]
-        for c in range(cameras):
-            if kinds[c] is None and rng.random() < 0.5:
-                kinds[c] = NOISES[c % len(NOISES)]
-        masks = []
-        for c, kind in enumerate(kinds):
-            mask = corrupt(truths[c], kind, rng) if kind else truths[c]
-            masks.append(cv2.imdecode(cv2.imencode(".jpg", mask, [cv2.IMWRITE_JPEG_QUALITY, 75])[1], 0))
+        masks, kinds, truths = corrupted_frame(scene, frame, bad, rng)
         result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
         for c, kind in enumerate(kinds):
             outcomes.append((kind if kind in CORRUPTIONS else "clean", result.flags[c]))
