@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
     parser.add_argument("--fgr_dir", default=None, help="also write the foreground RGB (.jpg) to this folder")
     parser.add_argument("--chunk_size", type=positive_int, default=64,
-                        help="images decoded ahead of the model and queued for writing")
+                        help="images held at once: half decoded ahead of the model, half queued for writing")
     parser.add_argument("--batch_size", type=batch_or_auto, default="8", metavar="auto|N",
                         help="images per forward pass (EasyVolcap's 8); auto: chosen from the image size, the model, "
                              "the device and the machine's total memory")

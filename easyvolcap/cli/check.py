@@ -21,7 +21,7 @@ from . import (
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "evc-check"
+TOOL = "check"
 
 
 def one_device(text: str) -> str:

@@ -54,7 +54,7 @@ class Bgmv2Options:
     mask_ext: str = ".jpg"
     bkgd_dir: str = "bkgd"
     fgr_dir: str | None = None
-    chunk_size: int = 64  # images decoded ahead / queued for writing
+    chunk_size: int = 64  # images held at once: half decoded ahead, half queued for writing
     batch_size: int | None = 8  # images per forward pass; None: auto (easyvolcap.batching)
     backbone_scale: float | None = 0.25  # None: auto, 0.25 up to 2K and 0.125 above
     refine_mode: str = "sampling"
@@ -198,7 +198,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     report.batch_sizes = plan_camera_batches(
         "bgmv2", options.batch_size, f"bgmv2:{report.backbone or 'resnet101'}", sizes, device, dtype,
         lambda size: refine_settings(options, size)[0],
-        held_frames=lambda batch: 2 * max(options.chunk_size, batch) + 1, hint="a smaller --backbone_scale")
+        held_frames=lambda batch: max(options.chunk_size, 2 * batch) + 1, hint="a smaller --backbone_scale")
     outputs = partial(matte_outputs, layout, options)
     batches = plan_batches(layout, report.batch_sizes, outputs, options.overwrite, report)
     busy = {batch[0][0].name for batch in batches}
@@ -208,7 +208,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     source = FrameSource(device, sizes, options.decode)
     frames = [item for batch in batches for item in batch]
     batch_size = max(report.batch_sizes.values(), default=1)
-    ahead = max(options.chunk_size, batch_size)
+    ahead = max(options.chunk_size // 2, batch_size)  # decoded ahead, and as many queued for writing
     with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead) as writer, \
             progress_bar(len(frames), "bgmv2", progress) as bar, \

@@ -273,7 +273,7 @@ def _done(setup: _Setup, options: CheckOptions, frame: str) -> bool:
     return True
 
 
-def run_check(root: str | Path, options: CheckOptions, tool: str = "evc-check") -> tuple[DatasetLayout, CheckReport]:
+def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> tuple[DatasetLayout, CheckReport]:
     """Check every mask of ``root/<masks_dir>`` (the frames of ``options.shard``); write per-frame results,
     repairs when asked, and the CSV (and picture) once every frame is done. Returns the layout of the
     mask folders it found, and the report.
