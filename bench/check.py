@@ -51,7 +51,7 @@ def child(root: str, device: str) -> None:
     from easyvolcap.runners.check import CheckOptions, run_check
 
     start = time.perf_counter()
-    report = run_check(root, CheckOptions(masks_dir="masks", device=device, overwrite=True, preview=False))
+    _layout, report = run_check(root, CheckOptions(masks_dir="masks", device=device, overwrite=True, preview=False))
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     cuda = 0
@@ -97,9 +97,10 @@ def main() -> None:
         if not args.no_rvm:
             margs = matting.build_parser().parse_args(["--tools", "rvm", "--device", "cpu", "--retries", "0",
                                                        "--quiet-timeout", "0"])
-            case = matting.Case("main", "rvm", "mobilenetv3", resolution, 1, 8, 8, loop=False)
+            case = matting.Case("defaults", "rvm", "mobilenetv3", resolution, 1, 8, "default", peers=False)
             row = matting.run_case(case, Path(tmp), margs)
-            print(f"rvm    cpu   {row['tool_ips']:8.2f} images/s (mobilenetv3, {resolution}, synthesized weights)")
+            print(f"rvm    cpu   {row['tool_ips']:8.2f} images/s (mobilenetv3 at its defaults, batch "
+                  f"{row['batch_text']}, {resolution}, synthesized weights)")
             print(f"check / rvm on the CPU: {rates['cpu'] / row['tool_ips']:.1f}x (goal: 5x)")
 
 
