@@ -2,8 +2,10 @@
 
 Top: a cameras x frames grid, each cell coloured by its score (red 0 ... green 1) and marked with the
 first letter of its flag (E empty, A misaligned, X extra, M missing, T temporal); rows are labelled with
-camera names, columns with frame stems. Bottom: the worst masks, each drawn against the consensus of the
-other cameras (white: both, red: only the mask, i.e. extra; blue: only the consensus, i.e. missing).
+camera names, columns with frame stems. Bottom: the worst masks, each drawn against what the other cameras
+see (white: the mask where they support it; red: what no other camera supports, i.e. extra, what a repair
+removes; blue: what they need and the mask lacks, i.e. missing, what a repair adds; slate: the rest of their
+consensus, a visual hull, fatter than any one view).
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ def _colour(score: float) -> tuple[int, int, int]:
     return int(230 * (1 - score)), int(200 * score), 40
 
 
-def overlay(mask: np.ndarray, consensus: np.ndarray) -> np.ndarray:
-    """RGB uint8 picture of a mask (bool) against its consensus (bool)."""
+def overlay(mask: np.ndarray, consensus: np.ndarray, fill: np.ndarray | None = None, tolerance: int = 2) -> np.ndarray:
+    """RGB uint8 picture of a mask (bool) against the other cameras' consensus (bool) and what they need that it
+    lacks (``fill``, bool)."""
+    from .multiview import unsupported
+
+    band = cv2.dilate(consensus.astype(np.uint8), np.ones((2 * tolerance + 1,) * 2, np.uint8)) > 0
     image = np.full((*mask.shape, 3), 30, np.uint8)
-    image[mask & consensus] = (235, 235, 235)
-    image[mask & ~consensus] = (230, 40, 40)
-    image[~mask & consensus] = (50, 90, 240)
+    image[consensus] = (70, 80, 100)
+    image[mask] = (235, 235, 235)
+    image[unsupported(mask, band) if consensus.any() else mask] = (230, 40, 40)
+    if fill is not None:
+        image[fill & ~mask] = (50, 110, 255)
     return image
 
 
@@ -76,8 +84,8 @@ def _score(row: dict) -> float:
 
 
 def write_check_picture(root: Path, masks_dir: str, rows: list[dict], frames: list[str], cameras: list[str],
-                        overlays: Callable[[str], dict[str, tuple[np.ndarray, np.ndarray]]]) -> Path:
-    """Write the picture and return its path; ``overlays(frame)`` gives ``{camera: (mask, consensus)}``."""
+                        overlays: Callable[[str], dict[str, tuple[np.ndarray, ...]]]) -> Path:
+    """Write the picture and return its path; ``overlays(frame)`` gives ``{camera: (mask, consensus, fill)}``."""
     grid = _grid(rows, frames, cameras)
     worst = sorted((r for r in rows if r["flag"]), key=_score)[:WORST]
     tiles = []
@@ -85,8 +93,7 @@ def write_check_picture(root: Path, masks_dir: str, rows: list[dict], frames: li
     for row in worst:
         if row["frame"] not in by_frame:
             by_frame[row["frame"]] = overlays(row["frame"])
-        mask, consensus = by_frame[row["frame"]][row["camera"]]
-        picture = overlay(mask, consensus)
+        picture = overlay(*by_frame[row["frame"]][row["camera"]])
         scale = TILE / max(picture.shape[:2])
         shape = (max(1, round(picture.shape[1] * scale)), max(1, round(picture.shape[0] * scale)))
         picture = cv2.resize(picture, shape, interpolation=cv2.INTER_NEAREST)

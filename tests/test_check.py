@@ -276,3 +276,22 @@ def test_limb_sized_extra_blob_is_flagged_in_every_camera():
         masks[c] = corrupt(truths[c], "extra", rng)
         result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
         assert result.flags[c] == ["extra"], (c, result.flags[c], result.extra[c])
+
+
+def test_picture_overlay_shows_what_a_repair_removes_and_adds():
+    """Red: the mask's parts no other camera supports (a blob, whole); blue: what the others need and the mask
+    lacks; white: the supported mask; slate: the rest of the consensus."""
+    from easyvolcap.check_picture import overlay
+
+    consensus = np.zeros((40, 40), bool)
+    consensus[5:35, 10:30] = True
+    mask = np.zeros((40, 40), bool)
+    mask[5:25, 12:28] = True
+    mask[30:38, 0:6] = True  # a blob beside the person, partly inside the consensus band: counted whole
+    mask[30:36, 4:9] = True
+    fill = np.zeros((40, 40), bool)
+    fill[25:35, 12:28] = True
+    image = overlay(mask, consensus, fill)
+    assert tuple(image[10, 20]) == (235, 235, 235) and tuple(image[31, 8]) == (230, 40, 40)  # inside the band
+    assert tuple(image[33, 2]) == (230, 40, 40) and tuple(image[30, 20]) == (50, 110, 255)
+    assert tuple(image[6, 11]) == (70, 80, 100) and tuple(image[2, 2]) == (30, 30, 30)

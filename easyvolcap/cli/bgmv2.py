@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fgr_dir", default=None, help="also write the foreground RGB (.jpg) to this folder")
     parser.add_argument("--chunk_size", type=positive_int, default=64,
                         help="images held at once: half decoded ahead of the model, half queued for writing")
-    parser.add_argument("--batch_size", type=batch_or_auto, default="8", metavar="auto|N",
-                        help="images per forward pass (EasyVolcap's 8); auto: chosen from the image size, the model, "
-                             "the device and the machine's total memory")
+    parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
+                        help="images per forward pass; auto: chosen from the image size, the model, the device and "
+                             "the machine's total memory (EasyVolcap's script used 8)")
     parser.add_argument("--backbone_scale", type=fraction_or_auto(0.5), default="0.25", metavar="auto|S",
                         help="scale of the coarse pass, in (0, 0.5]; auto: 0.25 up to 2K, 0.125 above, "
                              "with --refine_sample_pixels scaled to the image area")

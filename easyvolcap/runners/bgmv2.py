@@ -55,7 +55,7 @@ class Bgmv2Options:
     bkgd_dir: str = "bkgd"
     fgr_dir: str | None = None
     chunk_size: int = 64  # images held at once: half decoded ahead, half queued for writing
-    batch_size: int | None = 8  # images per forward pass; None: auto (easyvolcap.batching)
+    batch_size: int | None = None  # images per forward pass; None: auto (easyvolcap.batching)
     backbone_scale: float | None = 0.25  # None: auto, 0.25 up to 2K and 0.125 above
     refine_mode: str = "sampling"
     refine_sample_pixels: int = 80_000  # at 1080p when backbone_scale is auto

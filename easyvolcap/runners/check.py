@@ -325,15 +325,16 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     return setup.layout, report
 
 
-def _overlays(setup: _Setup, options: CheckOptions, frame: str, device) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per camera of ``frame``: ``(working mask, consensus)`` bool arrays (the consensus empty without a vote)."""
+def _overlays(setup: _Setup, options: CheckOptions, frame: str, device) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per camera of ``frame``: ``(working mask, consensus, fill)`` bool arrays (empty without a vote)."""
     masks = _frame_masks(setup, options, frame)
     voted = _vote(setup, masks, device)
-    out = {name: (mask, np.zeros_like(mask)) for name, mask in masks.items()}
+    out = {name: (mask, np.zeros_like(mask), np.zeros_like(mask)) for name, mask in masks.items()}
     if voted:
         for i, name in enumerate(voted[0]):
             h, w = masks[name].shape
-            out[name] = (masks[name], voted[1].consensus[i, :h, :w].cpu().numpy())
+            out[name] = (masks[name], voted[1].consensus[i, :h, :w].cpu().numpy(),
+                         voted[1].fill[i, :h, :w].cpu().numpy())
     return out
 
 
