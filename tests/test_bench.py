@@ -39,7 +39,7 @@ def test_tool_model_and_peer_workloads(tmp_path, tool):
     assert set(measured) == {"tool", "model"}
     for kind in ("tool", "model"):
         assert measured[kind]["images"] == 2 and measured[kind]["seconds"] > 0 and measured[kind]["device"] == "cpu"
-    assert measured["tool"]["batch_text"] == {"rvm": "auto (16)", "bgmv2": "8", "schp": "auto (2)"}[tool]
+    assert measured["tool"]["batch_text"] == {"rvm": "auto (16)", "bgmv2": "auto (8)", "schp": "auto (1)"}[tool]
     assert len(list((root / "bench_masks" / "00").iterdir())) == 2
     sys.path.insert(0, str(BENCH))
     try:
