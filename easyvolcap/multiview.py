@@ -269,21 +269,22 @@ def _shift_fix(masks, measured, occupied, seen, index, cell, judges, widths, par
     others need on one side; a blob or a bystander beside a right mask lacks nothing); computed where the shift is
     long enough, gains overlap with the consensus and ``missing`` is at least ``misaligned_fault`` of its threshold,
     0 elsewhere."""
-    drop = np.zeros(len(masks))
+    fix = np.zeros(len(masks))
     candidates = [j for j in range(len(masks))
                   if measured["shift_gain"][j] >= params.misaligned_gain
                   and measured["missing"][j] >= params.misaligned_fault * params.missing
                   and np.hypot(*measured["shift"][j]) >= max(2.0, params.misaligned_shift * widths[j])]
     if not candidates:
-        return drop
+        return fix
     moved = masks.clone()
     for j in candidates:
         moved[j] = _shifted(masks[j], *(int(v) for v in measured["shift"][j]))
     grown = _dilate(moved, params.tolerance).reshape(len(masks), -1).gather(1, index) & seen
-    lost, _ = _lost(moved, occupied, occupied & seen & ~grown, seen, index, cell, judges, candidates)
+    # each candidate carves with its moved mask; the judges' foreground stays their own masks as read
+    lost, _ = _lost(masks, occupied, occupied & seen & ~grown, seen, index, cell, judges, candidates)
     for j in candidates:
-        drop[j] = 1 - float(lost[j]) / measured["missing"][j]
-    return drop
+        fix[j] = 1 - float(lost[j]) / measured["missing"][j]
+    return fix
 
 
 def _badness(m: dict[str, np.ndarray], flags: list[list[str]], params: CheckParams) -> np.ndarray:
