@@ -295,3 +295,19 @@ def test_picture_overlay_shows_what_a_repair_removes_and_adds():
     assert tuple(image[10, 20]) == (235, 235, 235) and tuple(image[31, 8]) == (230, 40, 40)  # inside the band
     assert tuple(image[33, 2]) == (230, 40, 40) and tuple(image[30, 20]) == (50, 110, 255)
     assert tuple(image[6, 11]) == (70, 80, 100) and tuple(image[2, 2]) == (30, 30, 30)
+
+
+def test_cpu_dilation_equals_the_max_filter_the_gpu_runs():
+    """OpenCV's dilation (the CPU path) grows a mask exactly as the separable max filter (the CUDA path) does,
+    image borders included."""
+    import torch.nn.functional as F
+
+    from easyvolcap.multiview import _dilate
+
+    masks = torch.from_numpy(np.random.default_rng(0).random((3, 37, 53)) > 0.97)
+    masks[0, 0, 0] = masks[1, -1, -1] = True
+    for r in (1, 2, 7, 30):
+        reference = F.max_pool2d(masks[:, None].float(), (1, 2 * r + 1), 1, (0, r))
+        reference = F.max_pool2d(reference, (2 * r + 1, 1), 1, (r, 0))[:, 0] > 0.5
+        assert torch.equal(_dilate(masks, r), reference), r
+    assert torch.equal(_dilate(masks, 0), masks)
