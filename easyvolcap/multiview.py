@@ -271,7 +271,7 @@ def _shifted(mask: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def _shift_fix(masks, measured, occupied, seen, index, cell, judges, widths, params) -> np.ndarray:
+def _shift_fix(masks, measured, foreground, cells, occupied, seen, index, judges, widths, params) -> np.ndarray:
     """Per camera: the share of its ``missing`` that its best shift brings back (a displaced mask lacks what the
     others need on one side; a blob or a bystander beside a right mask lacks nothing); computed where the shift is
     long enough, gains overlap with the consensus and ``missing`` is at least ``misaligned_fault`` of its threshold,
@@ -288,7 +288,7 @@ def _shift_fix(masks, measured, occupied, seen, index, cell, judges, widths, par
         moved[j] = _shifted(masks[j], *(int(v) for v in measured["shift"][j]))
     grown = _dilate(moved, params.tolerance).reshape(len(masks), -1).gather(1, index) & seen
     # each candidate carves with its moved mask; the judges' foreground stays their own masks as read
-    lost, _ = _lost(masks, occupied, occupied & seen & ~grown, seen, index, cell, judges, candidates)
+    lost, _ = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, judges, candidates)
     for j in candidates:
         fix[j] = 1 - float(lost[j]) / measured["missing"][j]
     return fix
@@ -309,32 +309,38 @@ def _cells(index: torch.Tensor, shape: tuple[int, int], cell: list[int]) -> tupl
     return (index // width // size) * columns + (index % width) // size, columns * -(-height // min(cell))
 
 
-def _lost(masks: torch.Tensor, occupied: torch.Tensor, carved: torch.Tensor, seen: torch.Tensor, index: torch.Tensor,
-          cell: list[int], judges: torch.Tensor, cameras: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _foreground_cells(masks: torch.Tensor, cells: list[int], count: int) -> torch.Tensor:
+    """``(N, C)`` bool: the ``cells[k]``-pixel squares of camera ``k`` that lie mostly inside its own mask."""
+    n, height, width = masks.shape
+    pixel_cells, _ = _cells(torch.arange(height * width, device=masks.device).expand(n, -1), (height, width), cells)
+    area = torch.zeros(n, count, device=masks.device)
+    fg_cells = torch.zeros(n, count, device=masks.device)
+    area.scatter_add_(1, pixel_cells, torch.ones_like(pixel_cells, dtype=torch.float32))
+    fg_cells.scatter_add_(1, pixel_cells, masks.reshape(n, -1).float())
+    return fg_cells >= 0.5 * area.clamp_min(1)
+
+
+def _lost(foreground: torch.Tensor, cells: torch.Tensor, occupied: torch.Tensor, carved: torch.Tensor,
+          seen: torch.Tensor, judges: torch.Tensor,
+          cameras: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For each camera ``j``: the share of the OTHER cameras' foreground that ``j``'s mask leaves unexplained
     ``(N,)`` (the median over the ``judges``, so that a wrong one cannot decide), and the carved points the
     judges need ``(N, P)`` (what ``j``'s mask lacks, in 3D); only for ``cameras`` (default: all; 0 for the rest).
 
-    ``occupied[j]`` is the consensus of the others for ``j`` (points), ``carved[j]`` the part of it ``j``'s mask
-    says is background. A foreground cell of camera ``k`` (a ``cell[k]`` pixel square, several points deep) that
+    ``foreground`` is :func:`_foreground_cells` of the masks as read, ``cells`` the cell of each point in each
+    camera (:func:`_cells`). ``occupied[j]`` is the consensus of the others for ``j`` (points), ``carved[j]`` the
+    part of it ``j``'s mask says is background. A foreground cell of camera ``k`` (several points deep) that
     ``occupied[j]`` explains but ``occupied[j] & ~carved[j]`` does not has lost every point of its rays to ``j``: a
     body part ``j`` lacks. A clean mask carves only what no other camera needs (the hull's phantom volume)."""
-    n, height, width = masks.shape
-    cells, count = _cells(index, (height, width), cell)
-    area = torch.zeros(n, count, device=masks.device)
-    fg_cells = torch.zeros(n, count, device=masks.device)
-    pixels = torch.arange(height * width, device=masks.device)
-    pixel_cells, _ = _cells(pixels.expand(n, -1), (height, width), cell)
-    area.scatter_add_(1, pixel_cells, torch.ones_like(pixel_cells, dtype=torch.float32))
-    fg_cells.scatter_add_(1, pixel_cells, masks.reshape(n, -1).float())
-    foreground = fg_cells >= 0.5 * area.clamp_min(1)  # (N, C): cells mostly inside the camera's own mask
-    lost = torch.zeros(n, device=masks.device)
+    n, count = foreground.shape
+    lost = torch.zeros(n, device=foreground.device)
     needed = torch.zeros_like(carved)
     for j in range(n) if cameras is None else cameras:
         keep = occupied[j] & ~carved[j]
-        hit = torch.zeros(n, count, device=masks.device).scatter_reduce_(1, cells, (occupied[j] & seen).float(),
-                                                                         "amax")
-        kept = torch.zeros(n, count, device=masks.device).scatter_reduce_(1, cells, (keep & seen).float(), "amax")
+        hit = torch.zeros(n, count, device=foreground.device).scatter_reduce_(1, cells, (occupied[j] & seen).float(),
+                                                                              "amax")
+        kept = torch.zeros(n, count, device=foreground.device).scatter_reduce_(1, cells, (keep & seen).float(),
+                                                                               "amax")
         explained = (hit > 0.5) & foreground
         lacking = explained & (kept < 0.5)
         share = lacking.sum(1) / explained.sum(1).clamp_min(1)
@@ -369,23 +375,26 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
         measured = _measure(masks, consensus, params)
         measured.update(missing=np.zeros(n), shift_fix=np.zeros(n))
         flags = _flags(measured, widths, params)
-        return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=nonempty.cpu().numpy(),
-                          consensus=consensus, fill=consensus)
+        return FrameCheck(**measured, score=_score(measured, flags, params), flags=flags,
+                          voters=nonempty.cpu().numpy(), consensus=consensus, fill=consensus)
     points, radii = _fine_grid(box, geometry, params)
     fg, seen, index = _sample(masks, geometry, points)
     # every vote and carving uses the masks grown by the tolerance: a boundary a few pixels in (an eroded or soft
     # mask) neither carves the others' limbs away nor counts against the mask itself
     grown = _dilate(masks, params.tolerance).reshape(n, -1).gather(1, index) & seen
-    cell = [max(2, 2 * r) for r in radii]
+    cell = [max(2, 2 * r) for r in radii]  # the squares ``missing`` counts in: several points deep
+    cells, count = _cells(index, masks.shape[1:], cell)
+    foreground = _foreground_cells(masks, cell, count)
     excluded = torch.zeros(n, dtype=torch.bool, device=masks.device)
     for round_ in range(params.rounds):
         weights = (nonempty & ~excluded).float()
         occupied = _vote(grown, seen, weights, params.tau)
         consensus = _splat(occupied, index, masks.shape, radii)
         measured = _measure(masks, consensus, params)
-        lost, needed = _lost(masks, occupied, occupied & seen & ~grown, seen, index, cell, weights > 0)
+        lost, needed = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, weights > 0)
         measured["missing"] = lost.cpu().numpy()
-        measured["shift_fix"] = _shift_fix(masks, measured, occupied, seen, index, cell, weights > 0, widths, params)
+        measured["shift_fix"] = _shift_fix(masks, measured, foreground, cells, occupied, seen, index, weights > 0,
+                                           widths, params)
         flags = _flags(measured, widths, params)
         # the next vote leaves out the worst flagged voter (a wrong camera pushes the clean ones' numbers up too,
         # less) and takes back the left-out cameras that now pass; at most a third of the cameras are left out
@@ -400,15 +409,15 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
     # hull), or all of them where a wrong camera still voting leaves that hull without them
     tight = needed & _vote(fg, seen, weights, params.tau_fill)
     tight = torch.where(tight.any(1, keepdim=True), tight, needed)
-    return FrameCheck(**measured, score=_score(measured, params), flags=flags, voters=(weights > 0).cpu().numpy(),
-                      consensus=consensus, fill=_splat(tight, index, masks.shape, radii))
+    return FrameCheck(**measured, score=_score(measured, flags, params), flags=flags,
+                      voters=(weights > 0).cpu().numpy(), consensus=consensus,
+                      fill=_splat(tight, index, masks.shape, radii))
 
 
-def _score(m: dict[str, np.ndarray], params: CheckParams) -> np.ndarray:
+def _score(m: dict[str, np.ndarray], flags: list[list[str]], params: CheckParams) -> np.ndarray:
     """Agreement in [0, 1]: 1 when perfect, 0.5 at a threshold, 0 at twice a threshold or empty."""
     worst = np.maximum(m["extra"] / params.extra, m["missing"] / params.missing)
-    empty = (m["consensus_area"] >= params.min_area) & (m["area"] <= params.empty * m["consensus_area"])
-    return np.where(empty, 0.0, np.clip(1 - worst / 2, 0, 1))
+    return np.where(["empty" in f for f in flags], 0.0, np.clip(1 - worst / 2, 0, 1))
 
 
 def _splat(occupied: torch.Tensor, index: torch.Tensor, shape: torch.Size, radii: list[int]) -> torch.Tensor:
