@@ -20,38 +20,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from easyvolcap.calibration import field_radius2, viewing_box
-from easyvolcap.multiview import FrameGeometry, check_frame, repair_mask
-from easyvolcap.scene import CORRUPTIONS, corrupted_frame, make_scene
-
-SIZE = (150, 200)
-
-
-def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
-    a, b = mask > 127, truth > 0
-    return float((a & b).sum() / max(1, (a | b).sum()))
-
-
-def scene_results(cameras: int, bad: int, seed: int) -> list[dict]:
-    """One record per mask of the scene's two frames: kind, flags, numbers, repair IoU before/after."""
-    scene = make_scene(cameras, 2, SIZE, seed=seed)
-    cal = scene.calibration
-    geometry = FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
-                                   viewing_box(cal), "cpu")
-    rng = np.random.default_rng(seed)
-    records = []
-    for frame in range(2):
-        masks, kinds, truths = corrupted_frame(scene, frame, bad, rng)
-        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
-        for c, kind in enumerate(kinds):
-            record = {"kind": kind if kind in CORRUPTIONS else "clean", "flags": result.flags[c],
-                      "missing": float(result.missing[c]), "extra": float(result.extra[c])}
-            if kind in CORRUPTIONS and result.flags[c]:
-                fixed = repair_mask(masks[c], result.consensus[c].numpy(), result.flags[c], tuple(result.shift[c]),
-                                    2, result.fill[c].numpy())
-                record["iou"] = (_iou(masks[c], truths[c]), _iou(fixed, truths[c]))
-            records.append(record)
-    return records
+from easyvolcap.scene import check_scene
 
 
 def main() -> None:
@@ -65,7 +34,7 @@ def main() -> None:
     for spec in args.scenes.split(","):
         cameras, bad = (int(x) for x in spec.split("/"))
         start = time.perf_counter()
-        records = [r for seed in range(args.seeds) for r in scene_results(cameras, bad, seed)]
+        records = [r for seed in range(args.seeds) for r in check_scene(cameras, bad, seed)]
         clean = [r for r in records if r["kind"] == "clean"]
         corrupted = [r for r in records if r["kind"] != "clean"]
         per_kind = defaultdict(list)

@@ -18,7 +18,8 @@ import numpy as np
 from .calibration import Calibration, write_calibration
 from .image_io import write_image
 
-__all__ = ["CORRUPTIONS", "NOISES", "Scene", "corrupt", "corrupted_frame", "make_scene", "write_scene"]
+__all__ = ["CORRUPTIONS", "NOISES", "Scene", "check_scene", "corrupt", "corrupted_frame", "make_scene",
+           "write_scene"]
 
 CORRUPTIONS = ("empty", "shifted", "missing", "extra", "bystander")  # must be flagged
 NOISES = ("eroded", "dilated", "soft")  # must not be flagged
@@ -194,6 +195,47 @@ def corrupted_frame(scene: Scene, frame: int, bad: int, rng: np.random.Generator
         mask = corrupt(truths[c], kind, rng) if kind else truths[c]
         masks.append(cv2.imdecode(cv2.imencode(".jpg", mask, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], 0))
     return masks, kinds, truths
+
+
+def _iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    a, b = mask > 127, truth > 0
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def check_scene(cameras: int, bad: int, seed: int, size: tuple[int, int] = (150, 200), frames: int = 2) -> list[dict]:
+    """Run the multi-view check on ``frames`` frames of a scene with ``bad`` corrupted cameras in each
+    (:func:`corrupted_frame`) and repair what it flags.
+
+    Returns:
+        One record per mask: ``kind`` (the corruption, or ``"clean"`` for exact and harmlessly noisy masks),
+        ``flags``, ``missing``, ``extra``; a flagged corrupted mask also ``iou`` (with the exact silhouette,
+        before and after its repair) and ``outside`` (repaired pixels farther than 4 pixels from the silhouette).
+    """
+    import torch
+
+    from .calibration import field_radius2, viewing_box
+    from .multiview import FrameGeometry, check_frame, repair_mask
+
+    scene = make_scene(cameras, frames, size, seed=seed)
+    cal = scene.calibration
+    geometry = FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
+                                   viewing_box(cal), "cpu")
+    rng = np.random.default_rng(seed)
+    records = []
+    for frame in range(frames):
+        masks, kinds, truths = corrupted_frame(scene, frame, bad, rng)
+        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
+        for c, kind in enumerate(kinds):
+            record = {"kind": kind if kind in CORRUPTIONS else "clean", "flags": result.flags[c],
+                      "missing": float(result.missing[c]), "extra": float(result.extra[c])}
+            if kind in CORRUPTIONS and result.flags[c]:
+                fixed = repair_mask(masks[c], result.consensus[c].numpy(), result.flags[c], tuple(result.shift[c]),
+                                    2, result.fill[c].numpy())
+                near = cv2.dilate(truths[c], np.ones((9, 9), np.uint8)) > 0
+                record.update(iou=(_iou(masks[c], truths[c]), _iou(fixed, truths[c])),
+                              outside=int(((fixed > 127) & ~near).sum()))
+            records.append(record)
+    return records
 
 
 def write_scene(root: str | Path, scene: Scene, masks_dir: str = "masks", ext: str = ".jpg",

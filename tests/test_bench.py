@@ -155,14 +155,17 @@ def test_matting_rows_print_defaults_tuned_and_peers_as_table_and_markdown(monke
 
 
 def test_check_bench_child_and_accuracy_scene(tmp_path):
-    """``bench/check.py``'s timed child runs the tool and reports its numbers; ``bench/check_accuracy.py`` scores
-    one scene's masks (every mask a record, repairs of the flagged corrupted ones)."""
+    """``bench/check.py``'s timed child runs the tool and reports its numbers; ``bench/check_accuracy.py``'s
+    scoring of one scene (``easyvolcap.scene.check_scene``) gives every mask a record, repairs of the flagged
+    corrupted ones."""
     bench_check = _bench_module("check")
     root = bench_check.make_dataset(tmp_path / "d", 5, 2, (120, 160))
     out = subprocess.run([sys.executable, str(BENCH / "check.py"), "--child", str(root), "cpu"], check=True,
                          capture_output=True, text=True, timeout=300)
     numbers = json.loads(out.stdout.strip().splitlines()[-1])
     assert numbers["masks"] == 10 and numbers["seconds"] > 0 and numbers["peak_rss"] > 0
-    records = _bench_module("check_accuracy").scene_results(5, 1, 0)
+    from easyvolcap.scene import check_scene
+
+    records = check_scene(5, 1, 0)
     assert len(records) == 10 and sum(r["kind"] != "clean" for r in records) == 2
     assert all("iou" in r for r in records if r["kind"] != "clean" and r["flags"])

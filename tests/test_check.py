@@ -17,7 +17,7 @@ from easyvolcap.calibration import field_radius2, project, read_calibration, vie
 from easyvolcap.cli.check import main
 from easyvolcap.errors import EvcError
 from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
-from easyvolcap.scene import CORRUPTIONS, corrupt, corrupted_frame, make_scene, write_scene
+from easyvolcap.scene import CORRUPTIONS, check_scene, corrupt, make_scene, write_scene
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
 SIZE = (150, 200)
@@ -41,25 +41,9 @@ def test_calibration_round_trip_and_projection(tmp_path):
 def _scene_check(cameras: int, bad: int, seed: int):
     """Corrupt ``bad`` cameras of every frame (and add harmless noise to others); return (kind, flags) pairs and
     repair IoU gains."""
-    scene = make_scene(cameras, 2, SIZE, seed=seed)
-    cal = scene.calibration
-    geometry = FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
-                                   viewing_box(cal), "cpu")
-    rng = np.random.default_rng(seed)
-    outcomes, gains = [], []
-    for frame in range(2):
-        masks, kinds, truths = corrupted_frame(scene, frame, bad, rng)
-        result = check_frame(torch.tensor(np.stack(masks) > 127), geometry)
-        for c, kind in enumerate(kinds):
-            outcomes.append((kind if kind in CORRUPTIONS else "clean", result.flags[c]))
-            if kind in CORRUPTIONS and result.flags[c]:
-                fixed = repair_mask(masks[c], result.consensus[c].numpy(), result.flags[c],
-                                    tuple(result.shift[c]), 2, result.fill[c].numpy())
-                iou = [np.logical_and(m > 127, truths[c] > 0).sum() / np.logical_or(m > 127, truths[c] > 0).sum()
-                       for m in (masks[c], fixed)]
-                outside = np.logical_and(fixed > 127, ~cv2.dilate(truths[c], np.ones((9, 9), np.uint8)).astype(bool))
-                gains.append((kind, iou[0], iou[1], int(outside.sum())))
-    return outcomes, gains
+    records = check_scene(cameras, bad, seed, SIZE)
+    gains = [(r["kind"], *r["iou"], r["outside"]) for r in records if "iou" in r]
+    return [(r["kind"], r["flags"]) for r in records], gains
 
 
 # (cameras, corrupted per frame, seed): a quarter corrupted at once at most; seeds that once broke the check
