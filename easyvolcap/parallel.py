@@ -40,15 +40,18 @@ class BackgroundWriter:
     """Run write jobs in background threads, at most ``capacity`` queued at once.
 
     ``submit`` blocks when the queue is full, so memory stays flat; the first error raised by a job
-    is re-raised by the next ``submit`` or by ``close``. Use as a context manager.
+    is re-raised by the next ``submit`` or by ``close``. Use as a context manager. Each job that completes
+    counts one in ``written`` and in ``progress`` (anything with ``update(n)``) when given: what a run
+    reports as done is what was written.
     """
 
-    def __init__(self, workers: int = 2, capacity: int = 64) -> None:
+    def __init__(self, workers: int = 2, capacity: int = 64, progress=None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="evc-write")
         self._slots = threading.BoundedSemaphore(max(1, capacity))
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self.written = 0
+        self._progress = progress
 
     def submit(self, job: Callable[..., object], *args: object) -> None:
         """Queue ``job(*args)``; blocks while ``capacity`` jobs are pending."""
@@ -67,8 +70,10 @@ class BackgroundWriter:
         with self._lock:
             if error is not None and self._error is None:
                 self._error = error
-            elif error is None:
+            elif error is None and not future.cancelled():
                 self.written += 1
+                if self._progress is not None:
+                    self._progress.update(1)
 
     def _raise_pending(self) -> None:
         with self._lock:

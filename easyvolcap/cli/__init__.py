@@ -328,8 +328,8 @@ def run_main(tool: Tool, argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         from ..progress import last_progress
 
-        done = last_progress()
-        where = f" after {done[0]} of {done[1]} frames" if done else ""
+        done = last_progress()  # counted as outputs were written, shown or not
+        where = f" after {done[0]} of {done[1]} {done[2]}" if done else ""
         print(f"{tool.TOOL}: interrupted{where}; finished outputs are kept, run the same command to resume",
               file=sys.stderr)
         return 130

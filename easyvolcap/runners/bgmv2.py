@@ -170,8 +170,7 @@ class _Matting:
         self._emit(items, alpha, empty, fgr_u8)
 
     def _emit(self, items: list[Item], alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
-        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)
-        self.bar.update(len(items))
+        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)  # counts progress
 
 
 def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
@@ -185,7 +184,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
         device: where the model runs.
         dtype: ``float32``, or ``float16`` on CUDA.
         options: folders, batching, refiner settings, resume behaviour.
-        progress: show a tqdm bar (``None``: only when stderr is a terminal).
+        progress: ``None``: a bar when stderr is a terminal, else a line every few seconds; ``False``: none.
 
     Raises:
         EvcError: a background is missing or of the wrong size, an image is unreadable.
@@ -209,9 +208,9 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     frames = [item for batch in batches for item in batch]
     batch_size = max(report.batch_sizes.values(), default=1)
     ahead = max(options.chunk_size // 2, batch_size)  # decoded ahead, and as many queued for writing
-    with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
-            BackgroundWriter(options.workers, capacity=ahead) as writer, \
-            progress_bar(len(frames), "bgmv2", progress) as bar, \
+    with progress_bar(len(frames), "bgmv2", progress) as bar, \
+            closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=ahead, progress=bar) as writer, \
             inference_session(model, device) as memory_format:
         matting = _Matting(layout, model, device, dtype, options, backgrounds, writer, report, bar, source,
                            memory_format, batch_size)

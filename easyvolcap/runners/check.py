@@ -299,7 +299,7 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     report.frames_resumed = len(frames) - len(todo)
     device = pick_device(options.device)
     clear_stale_temp_files(root / "check" / options.masks_dir)
-    with progress_bar(sum(counts[f] for f in todo), "check") as bar:
+    with progress_bar(sum(counts[f] for f in todo), "check", unit="masks") as bar:
         for frame, masks in zip(todo, prefetch_map(lambda f: _frame_masks(setup, options, f), todo,
                                                    options.workers, options.workers + 1), strict=True):
             record, voted = _frame_result(setup, options, frame, masks, device)

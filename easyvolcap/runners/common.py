@@ -10,7 +10,8 @@ import numpy as np
 from ..image_io import is_written, write_image
 from ..layout import Camera, DatasetLayout
 
-__all__ = ["Item", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs", "plan_batches"]
+__all__ = ["Item", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs", "plan_batches",
+           "write_images"]
 
 Item = tuple[Camera, int]  # frame t of a camera
 
@@ -74,16 +75,25 @@ def emit_mattes(layout: DatasetLayout, options, writer, report, items: list[tupl
                 alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
     """Queue the masks (and foregrounds) of matted frames for writing and count them in ``report``.
 
-    A file that exists is kept unless ``options.overwrite``; frames without a pixel above 0.5 are
-    listed in ``report.empty_frames``.
+    One writer job per frame, also for a frame with nothing left to write (its files exist), so the
+    writer's progress counts frames as they are written, in order. A file that exists is kept unless
+    ``options.overwrite``; frames without a pixel above 0.5 are listed in ``report.empty_frames``.
     """
     for i, (camera, t) in enumerate(items):
         if empty[i]:
             report.empty_frames.append((camera.name, camera.frames[t].stem))
         paths = matte_outputs(layout, options, camera, t)
+        writes = []
         for path, image, counter in zip(paths, (alpha[i], None if fgr is None else fgr[i]),
                                         ("masks_written", "fgr_written"), strict=False):
             if options.overwrite or not is_written(path):
-                writer.submit(write_image, path, image, options.quality)
+                writes.append((path, image))
                 setattr(report, counter, getattr(report, counter) + 1)
+        writer.submit(write_images, writes, options.quality)
     report.frames_processed += len(items)
+
+
+def write_images(writes: list[tuple[Path, np.ndarray]], quality: int) -> None:
+    """Write each ``(path, image)`` atomically (a writer job: the files of one frame)."""
+    for path, image in writes:
+        write_image(path, image, quality)

@@ -111,8 +111,7 @@ class _Matting:
 
     def _emit(self, clip: Clip, alpha: np.ndarray, empty: np.ndarray, fgr: np.ndarray | None) -> None:
         items = [(clip.camera, clip.t0 + dt) for dt in range(clip.length)]
-        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)
-        self.bar.update(clip.length)
+        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)  # counts progress
 
 
 def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype: torch.dtype,
@@ -125,7 +124,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         device: where the model runs.
         dtype: ``float32``, or ``float16`` on CUDA.
         options: output folders, batch size, downsample ratio, resume behaviour.
-        progress: show a progress bar over frames (``None``: only when stderr is a terminal).
+        progress: ``None``: a bar when stderr is a terminal, else a line every few seconds; ``False``: none.
 
     Cameras whose outputs all exist are skipped unless ``options.overwrite``; a partly done camera
     is replayed from its first frame (the recurrence needs it), in the same clips as before, and
@@ -149,9 +148,9 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     source = FrameSource(device, sizes, options.decode)
     frames = [(camera, t) for camera in todo for t in range(len(camera))]
     ahead = batch_size + 2 * options.workers
-    with closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
-            BackgroundWriter(options.workers, capacity=2 * batch_size) as writer, \
-            progress_bar(len(frames), "rvm", progress) as bar, \
+    with progress_bar(len(frames), "rvm", progress) as bar, \
+            closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=2 * batch_size, progress=bar) as writer, \
             inference_session(model, device) as memory_format:
         matting = _Matting(layout, model, device, dtype, options, writer, report, bar, source, memory_format,
                            batch_size)

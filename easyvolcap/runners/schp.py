@@ -189,7 +189,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
         device: where the parser runs.
         dtype: ``float32``, or ``float16`` on CUDA.
         options: folders, batching, restore mode, resume behaviour.
-        progress: show a tqdm bar (``None``: only when stderr is a terminal).
+        progress: ``None``: a bar when stderr is a terminal, else a line every few seconds; ``False``: none.
 
     Frames go through the detector in fixed batches of ``options.frames_per_batch`` frames of one
     camera; a batch whose outputs all exist is skipped, any other is computed whole. A camera's files
@@ -212,14 +212,13 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
 
     frames = [item for batch in batches for item in batch]
     ahead = 2 * options.frames_per_batch
-    with closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
-            BackgroundWriter(options.workers, capacity=ahead) as writer, \
-            progress_bar(len(frames), "schp", progress) as bar, \
+    with progress_bar(len(frames), "schp", progress) as bar, \
+            closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
+            BackgroundWriter(options.workers, capacity=ahead, progress=bar) as writer, \
             inference_session(parser, device) as memory_format:
         parsing = _Parsing(layout, detector, parser, labels, device, dtype, options, writer, report, memory_format)
         for batch in batches:
             parsing.run_batch(batch, [next(reader) for _ in batch], report.batch_sizes[batch[0][0].name])
-            bar.update(len(batch))
         lowered = [limit.value for limit in parsing.limits.values() if limit.announced]
         if lowered:
             report.batch_lowered = {str(device): min(lowered)}
