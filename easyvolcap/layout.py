@@ -101,13 +101,14 @@ class DatasetLayout:
 
     @classmethod
     def discover(cls, root: str | Path, image_dir: str = "images", only: list[str] | None = None,
-                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS, shard: tuple[int, int] | None = None
-                 ) -> DatasetLayout:
+                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS, shard: tuple[int, int] | None = None,
+                 flag: str = "--image_dir", kind: str = "image") -> DatasetLayout:
         """List cameras (sorted sub-folders and video files of ``root/image_dir``) and their frames.
 
         Frames are the files whose lower-case suffix is in ``extensions``, or a video's frames. ``shard = (i, n)`` keeps
         every n-th camera starting at the i-th (after ``only``), so n processes split a dataset
-        deterministically; a shard may be empty.
+        deterministically; a shard may be empty. ``flag`` and ``kind`` name the folder in errors (``--masks_dir``,
+        ``mask`` for a folder of masks).
 
         Raises:
             EvcError: the root or image folder is missing, a camera named in ``only`` does not
@@ -118,7 +119,7 @@ class DatasetLayout:
             raise EvcError(f"--data_root {root}: not a directory")
         images = root / image_dir
         if not images.is_dir():
-            raise EvcError(f"{images}: image folder not found (set --image_dir)")
+            raise EvcError(f"{images}: {kind} folder not found (set {flag})")
         entries = {p.name: p for p in images.iterdir() if p.is_dir() and not p.name.startswith(".")}
         for video in images.iterdir():
             if video.is_file() and video.suffix.lower() in VIDEO_EXTENSIONS and not video.name.startswith("."):
@@ -127,7 +128,7 @@ class DatasetLayout:
                 entries[video.stem] = video
         names = sorted(entries, key=natural_key)
         if not names:
-            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
+            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} {kind}s, and no video")
         if only:
             missing = [name for name in only if name not in names]
             if missing:
@@ -145,7 +146,7 @@ class DatasetLayout:
             else:
                 skipped.append(name)
         if not cameras and shard is None:
-            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} images, and no video")
+            raise EvcError(f"{images}: no camera folder with {'/'.join(extensions)} {kind}s, and no video")
         return cls(root, image_dir, tuple(cameras), tuple(skipped), tuple(sorted(unread.items())))
 
     def merge(self, other: DatasetLayout) -> DatasetLayout:

@@ -31,6 +31,21 @@ DETECTRON2_CIHP = Checkpoint(
 PathLike = str | Path
 
 
+def _in_folder(checkpoint: Checkpoint, folder: PathLike, other: str = "--chkpt_path") -> Path:
+    """``folder/<official file name>`` of ``checkpoint``.
+
+    Raises:
+        EvcError: the file is not there (naming ``--chkpt_dir``, the file, where it comes from, and the
+            ``other`` flag that takes a file under any name).
+    """
+    path = Path(folder) / checkpoint.file_name
+    if not path.is_file():
+        where = checkpoint.url or checkpoint.source
+        raise EvcError(f"--chkpt_dir {folder}: no {checkpoint.file_name} there; download it from {where} "
+                       f"into that folder, or pass {other} FILE")
+    return path
+
+
 def _ready(model: nn.Module, device: torch.device | None, dtype: torch.dtype) -> nn.Module:
     return model.eval().to(device=device or torch.device("cpu"), dtype=dtype)
 
@@ -99,9 +114,10 @@ def schp(dataset: str = "cihp", *, checkpoint: PathLike | None = None, checkpoin
     if dataset not in CHECKPOINTS:
         raise EvcError(f"SCHP dataset {dataset!r}: unknown; use one of {', '.join(CHECKPOINTS)}")
     declared = CHECKPOINTS[dataset]
+    flag = "--chkpt_path"
     if checkpoint is None and checkpoint_dir is not None:
-        checkpoint = Path(checkpoint_dir) / declared.file_name
-    path = resolve_checkpoint(declared, checkpoint)
+        checkpoint, flag = _in_folder(declared, checkpoint_dir), "--chkpt_dir"
+    path = resolve_checkpoint(declared, checkpoint, flag=flag)
     state_dict = load_checkpoint(path)
     classes = state_dict[CLASSES_KEY].shape[0] if CLASSES_KEY in state_dict else None
     if classes is not None and classes != len(declared.classes):
@@ -139,15 +155,17 @@ def person_detector(kind: str = "torchvision", *, checkpoint: PathLike | None = 
         return WholeFrameDetector()
     if kind == "detectron2":
         Detectron2Detector.require()  # before looking for its weights
-        given = checkpoint or (Path(checkpoint_dir) / DETECTRON2_CIHP.file_name if checkpoint_dir else None)
-        return Detectron2Detector(resolve_checkpoint(DETECTRON2_CIHP, given), device)
+        if checkpoint is None and checkpoint_dir is not None:
+            checkpoint = _in_folder(DETECTRON2_CIHP, checkpoint_dir, "--detector_chkpt_path")
+        return Detectron2Detector(resolve_checkpoint(DETECTRON2_CIHP, checkpoint, flag="--detector_chkpt_path"),
+                                  device)
     if kind != "torchvision":
         raise EvcError(f"--detector {kind}: unknown; use one of {', '.join(DETECTORS)}")
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
     from .detectors import SCORE_THRESHOLD
 
-    path = resolve_checkpoint(torchvision_maskrcnn(), checkpoint)
+    path = resolve_checkpoint(torchvision_maskrcnn(), checkpoint, flag="--detector_chkpt_path")
     model = maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91,
                                   box_score_thresh=SCORE_THRESHOLD)
     load_strict(model, load_checkpoint(path), str(path))

@@ -23,24 +23,25 @@ __all__ = ["Checkpoint", "clean_state_dict", "identify_layout", "load_checkpoint
 
 
 def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = None,
-                       progress: bool = True) -> Path:
+                       progress: bool = True, flag: str = "--chkpt_path") -> Path:
     """The local file of ``checkpoint``: ``chkpt_path`` if given, else the hub cache, downloading it.
+    ``flag`` is the command-line flag that gives this file, named in the errors.
 
     Raises:
         EvcError: ``chkpt_path`` does not exist, or the download fails (the message names the URL
-            to fetch by hand and where to put the file).
+            to fetch by hand, where to put the file and the flag that takes it).
     """
     if chkpt_path is not None:
         path = Path(chkpt_path)
         if not path.is_file():
-            raise EvcError(f"--chkpt_path {path}: no such file")
+            raise EvcError(f"{flag} {path}: no such file")
         return path
     path = checkpoint.cache_path()
     if path.is_file():
         return path
     if checkpoint.url is None:
         raise EvcError(f"no checkpoint given and {path} does not exist; download {checkpoint.file_name} "
-                       f"from {checkpoint.source} and pass --chkpt_path FILE (or save it there)")
+                       f"from {checkpoint.source} and pass {flag} FILE (or save it there)")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(checkpoint.url, str(path), hash_prefix=checkpoint.hash_prefix, progress=progress)
@@ -48,10 +49,10 @@ def resolve_checkpoint(checkpoint: Checkpoint, chkpt_path: str | Path | None = N
         if "hash" in str(error):  # torch.hub: the file's sha256 does not start with hash_prefix (file removed)
             raise EvcError(f"{checkpoint.url}: downloaded file does not match its sha256; try again") from error
         raise EvcError(f"cannot download {checkpoint.file_name} ({error}); fetch {checkpoint.url} "
-                       f"and save it as {path}, or pass --chkpt_path FILE") from error
+                       f"and save it as {path}, or pass {flag} FILE") from error
     except (urllib.error.URLError, OSError) as error:
         raise EvcError(f"cannot download {checkpoint.file_name} ({error}); fetch {checkpoint.url} "
-                       f"and save it as {path}, or pass --chkpt_path FILE") from error
+                       f"and save it as {path}, or pass {flag} FILE") from error
     if checkpoint.sha256 and _sha256(path) != checkpoint.sha256:
         path.unlink(missing_ok=True)
         raise EvcError(f"{checkpoint.url}: downloaded file does not match its sha256; try again")

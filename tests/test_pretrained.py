@@ -59,7 +59,7 @@ def test_schp_checks_the_class_count_against_the_dataset(schp_checkpoints, tmp_p
         pretrained.schp("lip", checkpoint=schp_checkpoints["atr"])
     folder = schp_checkpoints["atr"].parent  # the official file name found in checkpoint_dir
     assert pretrained.schp("atr", checkpoint_dir=folder).decoder.conv4.out_channels == 18
-    with pytest.raises(EvcError, match=r"exp-schp-201908270938-pascal-person-part\.pth: no such file"):
+    with pytest.raises(EvcError, match=r"--chkpt_dir .*: no exp-schp-201908270938-pascal-person-part\.pth there"):
         pretrained.schp("pascal", checkpoint_dir=tmp_path)
 
 

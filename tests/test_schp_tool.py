@@ -247,7 +247,8 @@ def test_missing_default_checkpoint_says_where_to_get_it(tmp_path, capsys):
     make_demo_dataset(tmp_path / "d", cameras=1, frames=1, size=(48, 64), odd_size=None)
     assert main(["--data_root", str(tmp_path / "d"), "--chkpt_dir", str(tmp_path / "weights"), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "--chkpt_path" in err and "exp_schp_multi_cihp_local.pth" in err and "no such file" in err
+    assert f"--chkpt_dir {tmp_path / 'weights'}: no exp_schp_multi_cihp_local.pth there" in err
+    assert "or pass --chkpt_path FILE" in err
 
 
 @pytest.mark.parametrize("mode", ["logits", "labels"])

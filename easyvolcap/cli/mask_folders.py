@@ -35,7 +35,7 @@ def discover_masks(args: argparse.Namespace, tool: str, folder: str, flag: str, 
     if root.is_dir() and not (root / folder).is_dir():
         raise EvcError(f"{root / folder}: mask folder not found (set {flag})")
     shard = resolve_shard(args)
-    layout = DatasetLayout.discover(root, folder, args.only, extensions, shard)
+    layout = DatasetLayout.discover(root, folder, args.only, extensions, shard, flag=flag, kind="mask")
     for camera in layout.cameras:
         if camera.video is not None:
             raise EvcError(f"{camera.video}: a video in the mask folder {root / folder}; masks are image files")

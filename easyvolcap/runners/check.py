@@ -104,7 +104,8 @@ def _setup(root: Path, options: CheckOptions, tool: str) -> tuple[_Setup, list[s
 
     notices = []
     extensions = (options.mask_ext,) if options.mask_ext else (*MASK_EXTENSIONS, ".jpeg")
-    layout = DatasetLayout.discover(root, options.masks_dir, list(options.only) if options.only else None, extensions)
+    layout = DatasetLayout.discover(root, options.masks_dir, list(options.only) if options.only else None, extensions,
+                                    flag="--masks_dir", kind="mask")
     for camera in layout.skipped:
         notices.append(f"warning: camera {camera} has no masks; skipped")
     names = [camera.name for camera in layout.cameras]
