@@ -16,7 +16,9 @@ import numpy as np
 
 from .image_io import write_image
 
-__all__ = ["background", "figure_mask", "main", "make_demo_dataset"]
+__all__ = ["TOOL", "background", "figure_mask", "main", "make_demo_dataset"]
+
+TOOL = "evc-demo"
 
 
 def background(height: int, width: int, seed: int) -> np.ndarray:
@@ -65,9 +67,12 @@ def make_demo_dataset(root: str | Path, cameras: int = 3, frames: int = 8,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m easyvolcap.demo`` and ``evc-demo``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    from .progress import progress_bar
+
+    parser = argparse.ArgumentParser(prog=TOOL, description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("data_root", help="folder to create the dataset in")
+    parser.add_argument("root", nargs="?", metavar="DATA_ROOT", help="folder to create the dataset in")
+    parser.add_argument("--data_root", default=None, help="the same folder, as the other tools name it")
     parser.add_argument("--cameras", type=int, default=3, help="number of cameras")
     parser.add_argument("--frames", type=int, default=24, help="frames per camera")
     parser.add_argument("--height", type=int, default=270, help="image height")
@@ -75,19 +80,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibrated", action="store_true",
                         help="a real 3D scene: a ring of --cameras (8 or more advised) with lens distortion around "
                              "a walking body, intri.yml/extri.yml written, masks agreeing across views in "
-                             "gt_masks/ (for check_masks.py)")
+                             "gt_masks/ (for evc-check)")
     args = parser.parse_args(argv)
+    if args.root and args.data_root and Path(args.root) != Path(args.data_root):
+        parser.error(f"two folders given: {args.root} and --data_root {args.data_root}; give one")
+    data_root = args.data_root or args.root
+    if not data_root:
+        parser.error("give the folder to create: DATA_ROOT or --data_root DATA_ROOT")
     if args.calibrated:
         from .scene import make_scene, write_scene
 
         scene = make_scene(args.cameras, args.frames, (args.height, args.width))
-        root = write_scene(args.data_root, scene, "gt_masks", ".png", images=True)
-        print(f"demo: wrote {args.cameras} calibrated cameras x {args.frames} frames to {root / 'images'} "
+        with progress_bar(args.cameras * args.frames, TOOL) as bar:
+            root = write_scene(data_root, scene, "gt_masks", ".png", images=True, tick=bar.update)
+        print(f"{TOOL}: wrote {args.cameras} calibrated cameras x {args.frames} frames to {root / 'images'} "
               f"(intri.yml, extri.yml, gt_masks/)")
         return 0
-    root = make_demo_dataset(args.data_root, args.cameras, args.frames, (args.height, args.width),
+    root = make_demo_dataset(data_root, args.cameras, args.frames, (args.height, args.width),
                              (args.height * 3 // 4, args.width * 3 // 4))
-    print(f"demo: wrote {args.cameras} cameras x {args.frames} frames to {root / 'images'}")
+    print(f"{TOOL}: wrote {args.cameras} cameras x {args.frames} frames to {root / 'images'} (gt_masks/)")
     return 0
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from .image_io import read_gray, read_rgb, write_image
 from .layout import Camera, DatasetLayout
 
-__all__ = ["LABEL_WIDTH", "MAX_CAMERAS", "TILE", "TITLE_HEIGHT", "Tile", "background_rows", "contact_sheet",
+__all__ = ["LABEL_WIDTH", "MAX_CAMERAS", "TILE", "TITLE_HEIGHT", "Key", "Tile", "background_rows", "contact_sheet",
            "draw_text", "label_rows", "label_tile", "mask_file_rows", "mask_overlay", "mask_rows", "spread",
            "write_preview"]
 
@@ -32,7 +32,70 @@ TEXT_HEIGHT = 14  # a label band: one line of text
 _FONT, _SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.4
 _INK, _PAPER = (255, 255, 255), (32, 32, 32)
 
+KEY_LINE = 20  # height of a line of a key
+SWATCH = 18  # side of a key's colour cell
 Tile = tuple[str, np.ndarray]  # (label, RGB uint8 image of any size)
+Colour = tuple[int, int, int]  # RGB
+
+
+class Key:
+    """A picture's key, laid out left to right in lines ``width`` pixels wide, dark text on white: text, colour
+    swatches with their meaning, a colour ramp. ``texts`` lists every text it holds."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.items: list = []  # (width, draw(image, x, y)); None: a new line
+        self.texts: list[str] = []
+
+    def text(self, text: str) -> None:
+        self.texts.append(text)
+        width = cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0] + 10
+        self.items.append((width, lambda image, x, y: _dark_text(image, text, x, y + 14)))
+
+    def swatch(self, colour: Colour, text: str, letter: str = "") -> None:
+        """A cell of ``colour`` (with ``letter`` on it) and its meaning, kept on one line."""
+        self.texts.append(f"{letter} {text}" if letter else text)
+        width = SWATCH + 4 + cv2.getTextSize(text, _FONT, _SCALE, 1)[0][0] + 12
+
+        def draw(image: np.ndarray, x: int, y: int) -> None:
+            cv2.rectangle(image, (x, y + 3), (x + SWATCH - 3, y + SWATCH), (120, 120, 120), 1)
+            image[y + 4:y + SWATCH, x + 1:x + SWATCH - 3] = colour
+            if letter:
+                cv2.putText(image, letter, (x + 3, y + SWATCH - 4), _FONT, _SCALE, (255, 255, 255), 1, cv2.LINE_AA)
+            _dark_text(image, text, x + SWATCH + 2, y + 14)
+        self.items.append((width, draw))
+
+    def ramp(self, colour: Callable[[float], Colour], length: int = 100) -> None:
+        """``colour(v)`` for ``v`` from 0 (left) to 1 (right)."""
+        def draw(image: np.ndarray, x: int, y: int) -> None:
+            for i in range(length):
+                image[y + 4:y + SWATCH, x + i] = colour(i / (length - 1))
+        self.items.append((length + 6, draw))
+
+    def newline(self) -> None:
+        self.items.append(None)
+
+    def render(self) -> np.ndarray:
+        """The key as an RGB uint8 picture ``width`` wide."""
+        lines, x = [[]], 0
+        for item in self.items:
+            if item is None or (x + item[0] > self.width and lines[-1]):
+                lines.append([])
+                x = 0
+            if item is not None:
+                lines[-1].append((x, item[1]))
+                x += item[0]
+        lines = [line for line in lines if line]
+        image = np.full((len(lines) * KEY_LINE + 6, self.width, 3), 255, np.uint8)
+        for row, line in enumerate(lines):
+            for x, draw in line:
+                draw(image, 4 + x, 3 + row * KEY_LINE)
+        return image
+
+
+def _dark_text(image: np.ndarray, text: str, x: int, baseline: int) -> None:
+    cv2.putText(image, text.encode("ascii", "replace").decode(), (x, baseline), _FONT, _SCALE, (20, 20, 20), 1,
+                cv2.LINE_AA)
 
 
 def draw_text(image: np.ndarray, text: str, left: int, top: int, width: int) -> None:
@@ -72,18 +135,29 @@ def fit_tile(image: np.ndarray) -> np.ndarray:
     return tile
 
 
-def contact_sheet(rows: list[tuple[str, list[Tile]]], title: str = "") -> np.ndarray:
-    """Labelled tiles laid out in a grid: a title band ``TITLE_HEIGHT`` high, then one row per
-    ``(row label, tiles)`` whose label fills a ``LABEL_WIDTH`` column on the left; each tile is fitted
-    to ``TILE`` and its label written in its bottom-left corner."""
+def contact_sheet(rows: list[tuple[str, list[Tile]]], title: str = "",
+                  key: list[tuple[Colour, str]] | None = None) -> np.ndarray:
+    """Labelled tiles laid out in a grid: a title band ``TITLE_HEIGHT`` high, then a key of the colours
+    (``(colour, meaning)`` pairs) when given, then one row per ``(row label, tiles)`` whose label fills a
+    ``LABEL_WIDTH`` column on the left; each tile is fitted to ``TILE`` and its label written in its
+    bottom-left corner."""
     columns = max(len(tiles) for _, tiles in rows)
-    height = TITLE_HEIGHT + len(rows) * (TILE[0] + GAP)
     width = LABEL_WIDTH + columns * (TILE[1] + GAP) - GAP
+    legend = None
+    if key:
+        legend = Key(width)
+        for colour, meaning in key:
+            legend.swatch(colour, meaning)
+        legend = legend.render()
+    head = TITLE_HEIGHT + (0 if legend is None else legend.shape[0])
+    height = head + len(rows) * (TILE[0] + GAP)
     sheet = np.full((height, width, 3), 255, np.uint8)
     sheet[:TITLE_HEIGHT] = _PAPER
     draw_text(sheet, title, 0, (TITLE_HEIGHT - TEXT_HEIGHT) // 2, width)
+    if legend is not None:
+        sheet[TITLE_HEIGHT:head] = legend
     for r, (name, tiles) in enumerate(rows):
-        top = TITLE_HEIGHT + GAP + r * (TILE[0] + GAP)
+        top = head + GAP + r * (TILE[0] + GAP)
         draw_text(sheet, name, 0, top + (TILE[0] - TEXT_HEIGHT) // 2, LABEL_WIDTH - GAP)
         for c, (label, image) in enumerate(tiles):
             left = LABEL_WIDTH + c * (TILE[1] + GAP)
@@ -104,9 +178,11 @@ def spread(camera: Camera, count: int = FRAMES) -> list[int]:
     return sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
 
 
-def write_preview(layout: DatasetLayout, name: str, row: Callable[[Camera], list[Tile]], tool: str) -> Path | None:
+def write_preview(layout: DatasetLayout, name: str, row: Callable[[Camera], list[Tile]], tool: str,
+                  key: Callable[[], list[tuple[Colour, str]]] | None = None) -> Path | None:
     """Write ``preview/<name>.jpg``: one row of tiles, ``row(camera)``, for each of the first cameras,
-    titled with ``tool``, the output folder ``<root>/<name>`` and the date.
+    titled with ``tool``, the output folder ``<root>/<name>`` and the date; ``key()``, asked once the rows
+    are made, gives the colours to explain.
 
     Returns the path, or ``None`` when there was nothing to show.
     """
@@ -115,7 +191,7 @@ def write_preview(layout: DatasetLayout, name: str, row: Callable[[Camera], list
         return None
     path = layout.root / "preview" / f"{Path(name).name}.jpg"
     title = f"{tool}: {layout.root / name}  {datetime.now():%Y-%m-%d %H:%M}"
-    write_image(path, contact_sheet(rows, title), quality=85)
+    write_image(path, contact_sheet(rows, title, key() if key else None), quality=85)
     return path
 
 
@@ -128,14 +204,18 @@ def mask_rows(layout: DatasetLayout, out_dir: str, ext: str) -> Callable[[Camera
     return row
 
 
-def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray) -> Callable[[Camera], list[Tile]]:
-    """Rows of frames spread over time, blended with the colours of their label maps from ``out_dir``."""
+def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray,
+               seen: set[int] | None = None) -> Callable[[Camera], list[Tile]]:
+    """Rows of frames spread over time, blended with the colours of their label maps from ``out_dir``; the
+    labels shown are added to ``seen`` (for the key)."""
     def row(camera: Camera) -> list[Tile]:
         tiles = []
         for t in spread(camera):
             path = layout.output_path(out_dir, camera.name, camera.frames[t], ".png")
             if path.exists():
                 image, labels = _frame(camera, t), read_gray(path, indices=True)
+                if seen is not None:
+                    seen.update(int(label) for label in np.unique(labels))
                 colours = palette[labels].astype(np.float32)
                 blend = np.where((labels > 0)[..., None], 0.45 * image + 0.55 * colours, 0.6 * image)
                 tiles.append((camera.frames[t].stem, blend.astype(np.uint8)))

@@ -96,8 +96,9 @@ class Progress:
         rate = self.n / elapsed if elapsed > 0 else 0.0
         share = f" ({100 * self.n / self._total:.0f}%)" if self._total else ""
         eta = f", ETA {_clock((self._total - self.n) / rate)}" if rate > 0 and self._total >= self.n else ""
-        return (f"{self.desc}: {self.n}/{self._total} {self.unit}{share} in {_clock(elapsed)}, "
-                f"{rate:.1f} {self.unit}/s{eta}")
+        shown = f"{rate:.1f}" if rate >= 1 else f"{rate:.2g}"
+        done = f"{self.n}/{self._total} {self.unit}{share}"
+        return f"{self.desc}: {done} in {_clock(elapsed)}, {shown} {self.unit}/s{eta}"
 
     def refresh(self) -> None:
         """Redraw the bar (after ``total`` changed)."""

@@ -9,6 +9,7 @@ with OpenCV) is intersected with every ellipsoid. Used by the tests, ``bench/che
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,10 +241,11 @@ def check_scene(cameras: int, bad: int, seed: int, size: tuple[int, int] = (150,
 
 def write_scene(root: str | Path, scene: Scene, masks_dir: str = "masks", ext: str = ".jpg",
                 faults: dict[tuple[int, int], str] | None = None, images: bool = False, seed: int = 0,
-                calibration: bool = True, quality: int = 75) -> Path:
+                calibration: bool = True, quality: int = 75, tick: Callable[[int], object] | None = None) -> Path:
     """Write the scene's masks (``<masks_dir>/<camera>/<frame:06d><ext>``, with ``faults[(camera, frame)]``
     applied), the exact silhouettes (``gt_masks/``, PNG), ``intri.yml``/``extri.yml`` (``calibration``) and,
-    with ``images``, rendered images (a textured backdrop and a coloured figure). Returns ``root``."""
+    with ``images``, rendered images (a textured backdrop and a coloured figure); ``tick(1)`` after each
+    camera's frame (progress). Returns ``root``."""
     from .demo import background
 
     root = Path(root)
@@ -262,6 +264,8 @@ def write_scene(root: str | Path, scene: Scene, masks_dir: str = "masks", ext: s
                 image = plate.copy()
                 image[truth > 0] = (200, 70, 60)
                 write_image(root / "images" / name / f"{f:06d}.jpg", image, quality=92)
+            if tick is not None:
+                tick(1)
     if calibration:
         write_calibration(root, cal)
     return root

@@ -17,7 +17,7 @@ from easyvolcap.parallel import BackgroundWriter
 from easyvolcap.progress import INTERVAL_ENV, Progress, progress_bar
 
 REPO = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^(\w+): (\d+)/(\d+) frames \((\d+)%\) in \d+:\d\d, [\d.]+ frames/s(, ETA \d+:\d\d)?$")
+LINE = re.compile(r"^(\w+): (\d+)/(\d+) frames \((\d+)%\) in \d+:\d\d, [\d.e-]+ frames/s(, ETA \d+:\d\d)?$")
 
 
 def test_a_log_gets_a_line_per_interval_with_count_rate_and_eta():

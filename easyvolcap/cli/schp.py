@@ -97,8 +97,14 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
             f"in {report.seconds:.1f} s ({rate:.1f} img/s); {report.people} people parsed")
     if report.frames_without_person:
         line += f"; {len(report.frames_without_person)} frames with no person: {examples(report.frames_without_person)}"
-    rows = label_rows(layout, args.schp_dir, get_palette(label_set(args.dataset).num_classes))
-    preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows, TOOL)
+    labels, seen = label_set(args.dataset), set()
+    palette = get_palette(labels.num_classes)
+    rows = label_rows(layout, args.schp_dir, palette, seen)
+
+    def key() -> list[tuple[tuple[int, int, int], str]]:  # the labels shown, in their colours
+        return [(tuple(int(v) for v in palette[i]), labels.labels[i]) for i in sorted(seen)
+                if 0 < i < labels.num_classes]
+    preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows, TOOL, key)
     return with_preview(line, preview)
 
 
