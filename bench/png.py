@@ -1,11 +1,13 @@
-"""PNG encoders on the suite's outputs: our parallel encoder (``easyvolcap.png``) against OpenCV's and Pillow's.
+"""PNG encoders on the suite's outputs: the suite's (``easyvolcap.image_io.encode_image``: OpenCV's defaults)
+against OpenCV at an explicit level and Pillow.
 
     python bench/png.py                 # 1080p: a 0/255 mask, a soft alpha mask, an RGBA background
-    python bench/png.py --size 2160 3840 --threads 4
+    python bench/png.py --size 2160 3840
 
 Prints, for each image and encoder, the milliseconds per encode (the fastest of ``--repeat`` rounds of
-``--count`` encodes, one thread unless named) and the file size. The suite picks its encoder per image kind
-from these figures (``easyvolcap.image_io.encode_image``).
+``--count`` encodes) and the file size, after checking that each decodes back to the image. The suite's own
+hand-written parallel encoder (``easyvolcap/png.py``) was measured against these by this script at commit
+aea5785 (``git show aea5785:bench/png.py``) and dropped: it won no axis (see the readme's Performance).
 """
 
 from __future__ import annotations
@@ -32,29 +34,21 @@ def images(height: int, width: int) -> dict[str, np.ndarray]:
     return {"mask 0/255": mask, "mask soft": soft, "background RGBA": np.dstack([background(height, width, 0), alpha])}
 
 
-def encoders(threads: int) -> dict[str, Callable[[np.ndarray], bytes]]:
-    from easyvolcap.png import encode_png
+def encoders() -> dict[str, Callable[[np.ndarray], bytes]]:
+    from easyvolcap.image_io import encode_image
 
-    def opencv(level: int) -> Callable[[np.ndarray], bytes]:
-        def encode(image: np.ndarray) -> bytes:
-            if image.ndim == 3:
-                image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-            return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, level])[1].tobytes()
-        return encode
+    def opencv_level_1(image: np.ndarray) -> bytes:
+        if image.ndim == 3:
+            image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+        return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
 
     def pillow(image: np.ndarray) -> bytes:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
         return buffer.getvalue()
 
-    return {"easyvolcap.png": encode_png, f"easyvolcap.png x{threads}": lambda image: encode_png(image, threads),
-            "opencv level 1": opencv(1), "opencv default": _opencv_default, "pillow level 1": pillow}
-
-
-def _opencv_default(image: np.ndarray) -> bytes:
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    return cv2.imencode(".png", image)[1].tobytes()
+    return {"suite (opencv)": lambda image: encode_image(image, ".png"), "opencv level 1": opencv_level_1,
+            "pillow level 1": pillow}
 
 
 def timed(encode: Callable[[np.ndarray], bytes], image: np.ndarray, count: int, repeat: int) -> tuple[float, int]:
@@ -76,14 +70,13 @@ def timed(encode: Callable[[np.ndarray], bytes], image: np.ndarray, count: int, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
-    parser.add_argument("--threads", type=int, default=2, help="threads of the parallel row")
     parser.add_argument("--count", type=int, default=10, help="encodes per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the fastest counts")
     args = parser.parse_args()
     print(f"{'image':<16} {'encoder':<20} {'ms':>7} {'bytes':>9}   ({args.size[0]}x{args.size[1]}, OpenCV "
           f"{cv2.__version__})")
     for name, image in images(*args.size).items():
-        for encoder, encode in encoders(args.threads).items():
+        for encoder, encode in encoders().items():
             ms, size = timed(encode, image, args.count, args.repeat)
             print(f"{name:<16} {encoder:<20} {ms:7.1f} {size:9d}")
 

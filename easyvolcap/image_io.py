@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import EvcError
-from .png import encode_png
 
 __all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "image_size",
            "is_written", "read_gray", "read_rgb", "write_image"]
@@ -83,20 +82,21 @@ def read_gray(path: str | Path, indices: bool = False) -> np.ndarray:
     return image
 
 
-def encode_image(image: np.ndarray, ext: str, quality: int = 85, threads: int = 1) -> bytes:
-    """Encode an ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (PNG only) uint8 array.
+def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:
+    """Encode an ``(H, W)`` gray, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (PNG only) uint8 array with OpenCV.
 
-    ``quality`` is JPEG's; ``threads`` compress a large PNG in parallel (see :func:`encode_png`).
+    ``quality`` is JPEG's. PNG is OpenCV's default encoding (lossless), the smallest and fastest of the
+    encoders measured on the suite's masks and backgrounds (``python bench/png.py``).
     """
     if image.dtype != np.uint8:
         raise ValueError(f"expected uint8 image, got {image.dtype}")
     ext = ext.lower()
-    if ext == ".png":
-        return encode_png(image, threads)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     if ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif ext == ".png":
+        params = []  # OpenCV's defaults: explicit PNG settings take a slower path (bench/png.py)
     else:
         raise ValueError(f"unsupported image extension {ext!r}; use .jpg or .png")
     ok, buffer = cv2.imencode(ext, image, params)
@@ -164,7 +164,7 @@ def is_written(path: str | Path) -> bool:
         return False
 
 
-def write_image(path: str | Path, image: np.ndarray, quality: int = 85, threads: int = 1) -> None:
+def write_image(path: str | Path, image: np.ndarray, quality: int = 85) -> None:
     """Encode ``image`` by the extension of ``path`` (see :func:`encode_image`) and write it atomically."""
     path = Path(path)
-    atomic_write(path, encode_image(image, path.suffix, quality, threads))
+    atomic_write(path, encode_image(image, path.suffix, quality))

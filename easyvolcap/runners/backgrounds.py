@@ -38,7 +38,7 @@ _MEDIAN_BAND_BYTES = 256  # a band's pixel: count, sort indices, the float64 med
 _MEDIAN_FRAME_BYTES = 12  # a frame in flight (decoded or decoding, 3 per reader): RGB, mask and their temporaries
 _MEDIAN_RESULT_BYTES = 7  # the camera's pixel, held through all bands: the uint8 RGB median and a uint32 count
 _MEDIAN_OUTPUT_BYTES = 24  # the camera's pixel while writing: median, count, holes, RGBA and its PNG encoding
-_DEFLATE_BYTES = 384 << 10  # per PNG compression thread (zlib's window and hash tables), whatever the image size
+_DEFLATE_BYTES = 384 << 10  # the PNG encoder's zlib window and hash tables, whatever the image size
 _MEDIAN_SLOW_PASSES = 8  # more passes over the frames than this: the run is said to be slow before it starts
 # Below this many frames float32 sums of 8-bit values are exact (< 2**24) and their quotients round
 # to the same integers as float64's (a quotient off k + 1/2 is off by >= 1 / (2 * frames), more than
@@ -148,7 +148,6 @@ class _CameraJob:
     def __init__(self, layout: DatasetLayout, camera: Camera, options: BackgroundOptions,
                  memory: int, threads: int = 1) -> None:
         self.layout, self.camera, self.options = layout, camera, options
-        self.threads = threads  # this camera's share of the workers: frame readers, PNG compression
         self.readers = 1 if camera.video is not None else threads  # a video decodes forward: one reader
         self.frames = range(0, len(camera), options.jump)  # indices of the used frames
         self.size = height, width = camera.size()
@@ -211,8 +210,7 @@ class _CameraJob:
             image = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
             if not filled:
                 image[..., 3][holes] = 0
-        write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality,
-                    self.threads)
+        write_image(self.layout.root / options.bkgd_dir / f"{self.camera.name}{options.ext}", image, options.quality)
         return float(holes.mean())
 
 
@@ -225,9 +223,9 @@ def median_rows(frames: int, height: int, width: int, readers: int, memory: int)
 
 def _median_fixed_memory(height: int, width: int, threads: int) -> int:
     """What a camera's median holds besides its band: the result and the frames in flight, or, at the
-    end, the output and its encoding (``threads`` read frames and compress the PNG)."""
+    end, the output and its encoding (``threads`` read frames; one encoder compresses the PNG)."""
     per_pixel = max(_MEDIAN_OUTPUT_BYTES, _MEDIAN_RESULT_BYTES + 3 * threads * _MEDIAN_FRAME_BYTES)
-    return height * width * per_pixel + threads * _DEFLATE_BYTES
+    return height * width * per_pixel + _DEFLATE_BYTES
 
 
 def _median_memory(frames: int, height: int, width: int, readers: int, rows: int) -> int:
