@@ -140,7 +140,7 @@ def write_check_picture(root: Path, masks_dir: str, rows: list[dict], frames: li
         tiles.append(tile)
     width = max(grid.shape[1], len(tiles) * (TILE + 4), MIN_WIDTH)
     flagged = sum(1 for row in rows if row["flag"])
-    title = f"check: {root / masks_dir}  {len(rows)} masks, {flagged} flagged  {datetime.now():%Y-%m-%d %H:%M}"
+    title = f"evc-check: {root / masks_dir}  {len(rows)} masks, {flagged} flagged  {datetime.now():%Y-%m-%d %H:%M}"
     parts = [_title(width, title), picture_key(width, bool(tiles)).render(),
              np.pad(grid, ((0, 0), (0, width - grid.shape[1]), (0, 0)), constant_values=255)]
     if tiles:

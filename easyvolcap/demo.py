@@ -67,9 +67,10 @@ def make_demo_dataset(root: str | Path, cameras: int = 3, frames: int = 8,
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m easyvolcap.demo`` and ``evc-demo``."""
+    from .cli.parser import ToolParser
     from .progress import progress_bar
 
-    parser = argparse.ArgumentParser(prog=TOOL, description=__doc__.splitlines()[0],
+    parser = ToolParser(prog=TOOL, description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("root", nargs="?", metavar="DATA_ROOT", help="folder to create the dataset in")
     parser.add_argument("--data_root", default=None, help="the same folder, as the other tools name it")

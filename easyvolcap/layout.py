@@ -18,13 +18,15 @@ from .errors import EvcError
 from .image_io import image_size, read_rgb
 from .video import VIDEO_EXTENSIONS, count_frames, open_video
 
-__all__ = ["IMAGE_EXTENSIONS", "OTHER_IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "natural_key"]
+__all__ = ["IMAGE_EXTENSIONS", "MASK_TYPES", "OTHER_IMAGE_EXTENSIONS", "Camera", "DatasetLayout", "mask_files",
+           "natural_key"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MASK_TYPES = (".jpg", ".jpeg", ".png")  # the mask files every tool reads (any case): the type is detected
 OTHER_IMAGE_EXTENSIONS = (".bmp", ".tif", ".tiff", ".webp")  # images in camera folders that are not read
 
 
-def _camera(name: str, source: Path, extensions: tuple[str, ...], unread: Counter[str]) -> Camera:
+def _camera(name: str, source: Path, extensions: tuple[str, ...], unread: Counter[str], kind: str = "image") -> Camera:
     """A camera from its folder of images, or from a video file; counts image files of types that are
     not read (``.bmp``, ``.tif``, ...) in ``unread``, by type."""
     if source.is_file():
@@ -36,8 +38,28 @@ def _camera(name: str, source: Path, extensions: tuple[str, ...], unread: Counte
     stems = [frame.stem for frame in frames]
     if len(set(stems)) != len(stems):
         twin = next(stem for stem in stems if stems.count(stem) > 1)
-        raise EvcError(f"{source}: two images share the frame name {twin!r}; their outputs would overwrite each other")
+        raise EvcError(f"{source}: two {kind}s share the frame name {twin!r}; their outputs would overwrite each other")
     return Camera(name, frames)
+
+
+def mask_files(folder: Path, ext: str | None = None, flag: str = "--mask_ext") -> dict[str, Path]:
+    """A camera's masks by frame stem: the files of ``folder`` of any mask type (``MASK_TYPES``, any case), or of
+    type ``ext`` only; ``{}`` when there is no such folder. ``flag`` (the one that sets ``ext``) is named in errors.
+
+    Raises:
+        EvcError: two masks of one frame (``000000.jpg`` and ``000000.png``): which one is meant is unknown.
+    """
+    if not folder.is_dir():
+        return {}
+    types = MASK_TYPES if ext is None else (ext.lower(),)
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in types and not path.name.startswith(".") and path.is_file():
+            if path.stem in found:
+                raise EvcError(f"{folder}: two masks of frame {path.stem!r} ({found[path.stem].name}, {path.name}); "
+                               f"remove one, or pass {flag} to read one type")
+            found[path.stem] = path
+    return found
 
 
 def natural_key(name: str) -> tuple:
@@ -140,7 +162,7 @@ class DatasetLayout:
             names = names[index::count]
         cameras, skipped, unread = [], [], Counter()
         for name in names:
-            camera = _camera(name, entries[name], extensions, unread)
+            camera = _camera(name, entries[name], extensions, unread, kind)
             if camera.frames:
                 cameras.append(camera)
             else:

@@ -12,9 +12,15 @@ import numpy as np
 
 from .errors import EvcError
 
-__all__ = ["THRESHOLD", "binarize", "check_same_size", "grow", "invert_mask", "merge_masks"]
+__all__ = ["THRESHOLD", "binarize", "check_same_size", "grow", "invert_mask", "level", "merge_masks"]
 
 THRESHOLD = 128  # EasyVolcap's: foreground where the mask, scaled to its own maximum 255, is above 128
+
+
+def level(fraction: float) -> int:
+    """The 8-bit level of a threshold given as a fraction of full scale, as every tool's ``--threshold``:
+    foreground is above ``round(fraction * 255)`` (0.5: above 128, EasyVolcap's)."""
+    return round(fraction * 255)
 
 
 def binarize(mask: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .calibration import project
+from .masks import level
 
 __all__ = ["MIN_VIEWS", "MV_FLAGS", "CheckParams", "FrameCheck", "FrameGeometry", "check_frame", "repair_mask",
            "unsupported"]
@@ -445,7 +446,7 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
         tolerance: full-size pixels the consensus boundary may be off.
         fill: ``(H, W)`` bool, the part of the consensus the other cameras need and the mask lacks (default:
             ``consensus``).
-        threshold: foreground above this fraction of full scale (255).
+        threshold: foreground above this fraction of full scale: above ``round(threshold * 255)``.
 
     Returns:
         ``(H, W)`` uint8: ``empty`` -> ``fill``; ``misaligned`` -> the mask shifted; then ``extra`` -> what no
@@ -465,7 +466,7 @@ def repair_mask(mask: np.ndarray, consensus: np.ndarray, flags: list[str], shift
     if "extra" in flags:
         size = 2 * max(1, math.ceil(tolerance)) + 1
         band = cv2.dilate(consensus.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
-        foreground = out > threshold * 255
+        foreground = out > level(threshold)
         removed = unsupported(foreground, band)
         halo = cv2.dilate(removed.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
         out[removed | (halo & ~foreground)] = 0  # with the soft edge around what goes

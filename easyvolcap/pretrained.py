@@ -50,25 +50,27 @@ def _ready(model: nn.Module, device: torch.device | None, dtype: torch.dtype) ->
     return model.eval().to(device=device or torch.device("cpu"), dtype=dtype)
 
 
-def rvm(variant: str = "resnet50", *, checkpoint: PathLike | None = None, device: torch.device | None = None,
+def rvm(variant: str | None = None, *, checkpoint: PathLike | None = None, device: torch.device | None = None,
         dtype: torch.dtype = torch.float32) -> nn.Module:
-    """Robust Video Matting (``mobilenetv3`` or ``resnet50``) with its official weights.
+    """Robust Video Matting (``mobilenetv3`` or ``resnet50``) with its official weights. The variant is
+    recognised from the checkpoint's keys (as BGMv2's backbone is); ``variant``, when given, must agree.
+    Without either, the official ``resnet50`` file (EasyVolcap's model).
 
     Raises:
-        EvcError: the file is missing, unreadable, of the other variant (named), or of another model.
+        EvcError: the file is missing, unreadable, of the other variant than asked (named), or of another model.
     """
     from .models.rvm import MattingNetwork
-    from .models.rvm.checkpoints import CHECKPOINTS
+    from .models.rvm.checkpoints import CHECKPOINTS, DEFAULT_VARIANT
 
-    if variant not in CHECKPOINTS:
+    if variant is not None and variant not in CHECKPOINTS:
         raise EvcError(f"RVM variant {variant!r}: unknown; use one of {', '.join(CHECKPOINTS)}")
-    path = resolve_checkpoint(CHECKPOINTS[variant], checkpoint)
+    path = resolve_checkpoint(CHECKPOINTS[variant or DEFAULT_VARIANT], checkpoint)
     state_dict = load_checkpoint(path)
     found = recognise(set(state_dict), CHECKPOINTS)
-    if found is not None and found != variant:
+    if variant is not None and found is not None and found != variant:
         raise EvcError(f"{path}: this checkpoint is for variant {found!r}; pass the matching --variant "
-                       f"(asked for {variant!r})")
-    model = MattingNetwork(variant)
+                       f"(asked for {variant!r}), or leave --variant out to take the file's")
+    model = MattingNetwork(found or variant or DEFAULT_VARIANT)
     load_strict(model, state_dict, str(path))
     return _ready(model, device, dtype)
 

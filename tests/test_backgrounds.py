@@ -38,7 +38,7 @@ def scene(tmp_path) -> Path:
 
 
 def run(root: Path, *extra: str) -> int:
-    return main(["--data_root", str(root), "--mask_ext", ".png", "--workers", "2", *extra])
+    return main(["--data_root", str(root), "--masks_dir", "mask", "--mask_ext", ".png", "--workers", "2", *extra])
 
 
 def dilate_reference(foreground: np.ndarray, size: int) -> np.ndarray:
@@ -181,12 +181,14 @@ def test_easyvolcap_mask_reading(tmp_path):
 
 
 def test_missing_mask_names_the_file_and_hints_the_extension(scene, capsys):
-    assert main(["--data_root", str(scene), "--jump", "1"]) == 1  # masks are .png, default looks for .jpg
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "000000.jpg: mask not found (found 000000.png: set --mask_ext)" in err[0]
+    assert main(["--data_root", str(scene), "--masks_dir", "mask", "--mask_ext", "jpg", "--jump", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()  # masks are .png
+    assert len(err) == 1 and "000000.jpg: mask not found (found 000000.png: set --mask_ext to its type" in err[0]
     (scene / "mask" / "02" / "000005.png").unlink()
     assert run(scene, "--jump", "1") == 1
     assert "02/000005.png: mask not found" in capsys.readouterr().err
+    assert main(["--data_root", str(scene), "--masks_dir", "mask", "--jump", "1"]) == 1  # any type: none there
+    assert "02/000005.jpg|.jpeg|.png: mask not found" in capsys.readouterr().err
 
 
 def test_empty_camera_is_skipped_with_a_warning(scene, capsys):
@@ -214,7 +216,7 @@ def test_median_stays_within_its_memory_budget_across_band_counts(tmp_path, fram
     from one band down to one row per band: full-size results, frames in flight and the output count."""
     root = one_camera(tmp_path / "d", frames, (32, 128))
     layout = DatasetLayout.discover(root)
-    options = BackgroundOptions(mask_ext=".png", jump=1, method="median", workers=1, overwrite=True)
+    options = BackgroundOptions(masks_dir="mask", mask_ext=".png", jump=1, method="median", workers=1, overwrite=True)
     run_backgrounds(layout, options, False)  # imports and one-time allocations are not the median's
     whole = (root / "bkgd" / "00.png").read_bytes()
     bands = []
@@ -234,24 +236,24 @@ def test_median_stays_within_its_memory_budget_across_band_counts(tmp_path, fram
 
 def test_median_too_large_for_the_budget_is_refused_before_any_work(tmp_path, capsys):
     root = one_camera(tmp_path / "d", 60)
-    args = ["--jump", "1", "--method", "median", "--workers", "1", "--no_preview"]
+    args = ["--masks_dir", "mask", "--jump", "1", "--method", "median", "--workers", "1", "--no_preview"]
     smallest = _median_memory(60, 96, 128, 1, 1)
     assert run(root, *args, "--max_memory", "1000K") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"bkgd: error: --max_memory 1000K is too small for the median of camera 00 (128x96, 60 frames at "
-                   f"--jump 1): use --max_memory {-(-smallest // 1024)}K or more, or --jump 3"]
+    assert err == [f"evc-bkgd: error: --max_memory 1000K is too small for the median of camera 00 (128x96, 60 "
+                   f"frames at --jump 1): use --max_memory {-(-smallest // 1024)}K or more, or --jump 3"]
     assert not (root / "bkgd").exists()
     assert run(root, *args, "--max_memory", f"{-(-smallest // 1024)}K") == 0  # the budget it names works
     assert run(root, *args, "--max_memory", "1000K", "--jump", "3", "--bkgd_dir", "jump3") == 0  # and the --jump
     err = capsys.readouterr().err
-    assert err.count("bkgd: warning: the median of camera 00 takes 96 passes over its 60 frames") == 1
+    assert err.count("evc-bkgd: warning: the median of camera 00 takes 96 passes over its 60 frames") == 1
     assert "one pass" in err
 
 
 def test_many_passes_are_announced_once_before_starting(tmp_path, capsys):
     root = one_camera(tmp_path / "d", 10)
     layout = DatasetLayout.discover(root)
-    options = BackgroundOptions(mask_ext=".png", jump=1, method="median", workers=1)
+    options = BackgroundOptions(masks_dir="mask", mask_ext=".png", jump=1, method="median", workers=1)
     run_backgrounds(layout, replace(options, max_memory=_median_memory(10, 96, 128, 1, 12)), False)
     assert capsys.readouterr().err == ""  # 8 passes: said nothing
     run_backgrounds(layout, replace(options, max_memory=_median_memory(10, 96, 128, 1, 11), overwrite=True), False)

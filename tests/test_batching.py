@@ -112,7 +112,7 @@ def test_rvm_summary_names_the_auto_batch_and_too_little_memory_is_one_line(data
     fixed_memory(monkeypatch, 0.5)
     assert main([*args, "--overwrite"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and re.match(r"rvm: error: (64x48|56x40) images: one image per forward pass", err[0]) \
+    assert len(err) == 1 and re.match(r"evc-rvm: error: (64x48|56x40) images: one image per forward pass", err[0]) \
         and "--downsample_ratio or --variant mobilenetv3" in err[0]
 
 

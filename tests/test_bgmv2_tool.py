@@ -70,7 +70,7 @@ def test_masks_equal_the_model_on_each_image(scene, bgmv2_checkpoints, mode, cap
     checkpoint = bgmv2_checkpoints["pytorch_mobilenetv2"]
     assert run(scene, checkpoint, "--refine_mode", mode, "--refine_sample_pixels", "640", "--batch_size", "3") == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith(f"bgmv2: wrote 12 masks to {scene / 'bgmtv2'} (3 cameras processed")
+    assert len(out) == 1 and out[0].startswith(f"evc-bgmv2: wrote 12 masks to {scene / 'bgmtv2'} (3 cameras processed")
     assert f"mobilenetv2, {mode}, batch 3)" in out[0]
     for c, camera in enumerate(SIZES):
         for frame in sorted((scene / "images" / camera).iterdir()):
@@ -138,7 +138,7 @@ def test_background_lookup_order_and_faults(scene, bgmv2_checkpoints, capsys):
     shutil.rmtree(bkgd / "00")
     assert run(scene, checkpoint, "--overwrite") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("bgmv2: error: camera 00: no background image; tried ")
+    assert len(err) == 1 and err[0].startswith("evc-bgmv2: error: camera 00: no background image; tried ")
     assert all(str(bkgd / name) in err[0] for name in ("00.jpg", "00.png", "00/000000.jpg", "00/000000.png"))
 
     write_image(bkgd / "00.png", background(24, 32, seed=0))

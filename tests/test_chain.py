@@ -17,7 +17,7 @@ def test_masks_then_backgrounds_then_bgmv2(tmp_path, rvm_checkpoints, bgmv2_chec
     assert bgmv2.main([*common, "--bkgd_dir", "bkgd", "--mask_dir", "bgmtv2", "--device", "cpu",
                        "--chkpt_path", str(bgmv2_checkpoints["torchscript_mobilenetv2_fp32"])]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["rvm", "bkgd", "bgmv2"]
+    assert [line.split(":")[0] for line in lines] == ["evc-rvm", "evc-bkgd", "evc-bgmv2"]
     for camera, size in {"00": (48, 64), "01": (48, 64), "02": (42, 58)}.items():
         for stage in ("rvm", "bgmtv2"):
             files = sorted((data / stage / camera).iterdir())
@@ -45,7 +45,8 @@ def test_calibrated_chain_masks_check_repair_backgrounds_bgmv2_review(tmp_path, 
     assert check.main([*common, "--masks_dir", "bgmtv2", "--device", "cpu", "--no_preview"]) == 0
     assert visualize.main([*common, "--mask_dir", "bgmtv2", "--output", str(tmp_path / "review.mp4")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["rvm", "check", "bkgd", "bgmv2", "check", "visualize"]
+    assert [line.split(":")[0] for line in lines] == ["evc-rvm", "evc-check", "evc-bkgd", "evc-bgmv2", "evc-check",
+                                                      "evc-visualize"]
     assert "multi-view and temporal" in lines[1] and "15 masks" in lines[1]
     for camera in ("00", "01", "02", "03", "04"):
         assert sorted(p.name for p in (data / "rvm_fixed" / camera).iterdir()) == [f"{i:06d}.jpg" for i in range(3)]

@@ -40,7 +40,7 @@ def tool(request, rvm_checkpoints, bgmv2_checkpoints, schp_checkpoints):
 def one_error_line(capsys, tool_name: str) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"{tool_name}: error: ") and "Traceback" not in lines[0]
+    assert lines[0].startswith(f"evc-{tool_name}: error: ") and "Traceback" not in lines[0]
     return lines[0]
 
 

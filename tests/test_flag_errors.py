@@ -22,7 +22,7 @@ def test_check_without_its_mask_folder_names_masks_dir(tmp_path, capsys):
     root = make_demo_dataset(tmp_path / "d", cameras=2, frames=2, size=(32, 48), odd_size=None)
     assert check.main(["--data_root", str(root), "--masks_dir", "absent", "--device", "cpu"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"check: error: {root / 'absent'}: mask folder not found (set --masks_dir)", err
+    assert err == f"evc-check: error: {root / 'absent'}: mask folder not found (set --masks_dir)", err
 
 
 def test_schp_detector_missing_file_names_detector_chkpt_path(tmp_path):

@@ -106,7 +106,7 @@ def test_decode_gpu_needs_cuda(tmp_path, rvm_checkpoints, capsys):
     data = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(24, 32), odd_size=None)
     assert rvm.main(["--data_root", str(data), "--device", "cpu", "--decode", "gpu", "--variant", "mobilenetv3",
                      "--chkpt_path", str(rvm_checkpoints["mobilenetv3"])]) == 1
-    assert capsys.readouterr().err.strip() == "rvm: error: --decode gpu needs a CUDA --device, not cpu"
+    assert capsys.readouterr().err.strip() == "evc-rvm: error: --decode gpu needs a CUDA --device, not cpu"
     assert not (data / "rvm").exists()
 
 

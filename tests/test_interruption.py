@@ -101,7 +101,7 @@ def test_ctrl_c_stops_after_the_pass_in_flight_saying_how_far_it_got(data, check
     assert process.returncode == 130, (at_signal, out, err)
     assert count_masks(data / "out") - at_signal <= 2  # at most the pass in flight (--batch_size 2) is finished
     lines = [line for line in err.strip().splitlines() if "frames/s" not in line]  # not the log's progress lines
-    assert len(lines) == 1 and lines[0].startswith("rvm: interrupted after "), err
+    assert len(lines) == 1 and lines[0].startswith("evc-rvm: interrupted after "), err
     # the count is what was written (stderr is not a terminal here: no bar to read it from)
     assert f"after {count_masks(data / 'out')} of {8 + LONG} frames; finished outputs are kept, run the same " \
            "command to resume" in lines[0], (lines[0], count_masks(data / "out"))

@@ -86,5 +86,5 @@ def test_image_files_of_other_types_are_counted_and_named_once(tmp_path, capsys)
     assert backgrounds.main(["--data_root", str(root), "--masks_dir", "gt_masks", "--mask_ext", ".png",
                              "--no_preview"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["bkgd: warning: 4 image files of types not read in the camera folders (1 .bmp, 1 .tif, 2 .webp); "
-                   "only .jpg/.jpeg/.png frames are used"]
+    assert err == ["evc-bkgd: warning: 4 image files of types not read in the camera folders (1 .bmp, 1 .tif, "
+                   "2 .webp); only .jpg/.jpeg/.png frames are used"]

@@ -32,7 +32,7 @@ def error_line(capsys) -> str:
 @pytest.mark.parametrize(("dilation", "threshold"), [(20, 128), (4, 128), (1, 128), (0, 60), (5, 200)])
 def test_merge_equals_easyvolcaps_rule(data, dilation, threshold, capsys):
     assert merge.main(["--data_root", str(data), "--out_ext", ".png", "--dilation", str(dilation),
-                       "--threshold", str(threshold), "--no_preview"]) == 0
+                       "--threshold", str(threshold / 255), "--no_preview"]) == 0  # a fraction: level / 255
     rvms = sorted((data / "rvm").rglob("*.jpg"))
     assert len(rvms) == 12 and sorted(p.relative_to(data / "merged_mask") for p in (data / "merged_mask").rglob("*")
                                       if p.is_file()) == [p.relative_to(data / "rvm").with_suffix(".png") for p in rvms]
@@ -44,7 +44,7 @@ def test_merge_equals_easyvolcaps_rule(data, dilation, threshold, capsys):
         assert np.array_equal(merged, expected), rvm
         removed += int((schp > 0).sum() - (merged > 0).sum())
     assert removed > 0  # the bystander is dropped somewhere: the rule is not the identity on this data
-    assert capsys.readouterr().out.startswith(f"merge: wrote 12 merged masks to {data / 'merged_mask'}")
+    assert capsys.readouterr().out.startswith(f"evc-merge: wrote 12 merged masks to {data / 'merged_mask'}")
 
 
 def test_merge_defaults_name_outputs_after_rvm_files_single_channel(data, capsys):
@@ -86,15 +86,17 @@ def test_merge_resume_summary_counts(data, capsys):
 
 def test_merge_skips_frames_of_one_input_with_one_warning(data, capsys):
     (data / "mask" / "00" / "000001.png").unlink()
-    (data / "mask" / "02" / "000003.png").rename(data / "mask" / "02" / "000003.jpg")  # wrong type: not a match
+    (data / "mask" / "02" / "000003.png").rename(data / "mask" / "02" / "000003.jpg")  # not of --schp_ext's type
     write_image(data / "mask" / "01" / "000009.png", np.zeros((48, 64), np.uint8))  # SCHP only
-    assert merge.main(["--data_root", str(data), "--no_preview"]) == 0
+    assert merge.main(["--data_root", str(data), "--schp_ext", "png", "--no_preview"]) == 0
     captured = capsys.readouterr()
     warnings = captured.err.strip().splitlines()
-    assert len(warnings) == 1 and warnings[0].startswith("merge: warning: 2 RVM masks have no SCHP mask")
+    assert len(warnings) == 1 and warnings[0].startswith("evc-merge: warning: 2 RVM masks have no SCHP mask")
     assert "1 SCHP masks have no RVM mask (01/000009" in warnings[0] and "00/000001" in warnings[0]
     assert "wrote 10 merged masks" in captured.out and "3 frames in one input only skipped" in captured.out
     assert not (data / "merged_mask" / "00" / "000001.jpg").exists()
+    assert merge.main(["--data_root", str(data), "--no_preview"]) == 0  # any type: the .jpg is 02/000003's mask
+    assert "wrote 1 merged masks" in capsys.readouterr().out and (data / "merged_mask" / "02" / "000003.jpg").exists()
 
 
 def test_merge_matches_by_camera_and_stem_not_by_path_text(tmp_path, capsys):
@@ -110,14 +112,14 @@ def test_merge_bad_input_is_one_line(data, tmp_path, capsys):
     assert merge.main(["--data_root", str(tmp_path / "nowhere")]) == 1
     assert "not a directory" in error_line(capsys)
     assert merge.main(["--data_root", str(data), "--rvm_dir", "nope"]) == 1
-    assert error_line(capsys) == f"merge: error: {data / 'nope'}: mask folder not found (set --rvm_dir)"
+    assert error_line(capsys) == f"evc-merge: error: {data / 'nope'}: mask folder not found (set --rvm_dir)"
     assert merge.main(["--data_root", str(data), "--schp_dir", "nope"]) == 1
-    assert error_line(capsys) == f"merge: error: {data / 'nope'}: mask folder not found (set --schp_dir)"
+    assert error_line(capsys) == f"evc-merge: error: {data / 'nope'}: mask folder not found (set --schp_dir)"
     small = data / "mask" / "01" / "000002.png"
     write_image(small, np.zeros((24, 32), np.uint8))
     assert merge.main(["--data_root", str(data), "--no_preview", "--workers", "1"]) == 1
     line = error_line(capsys)
-    assert line == (f"merge: error: {data / 'rvm' / '01' / '000002.jpg'} is 64x48 but {small} is 32x24; "
+    assert line == (f"evc-merge: error: {data / 'rvm' / '01' / '000002.jpg'} is 64x48 but {small} is 32x24; "
                     "the masks of a frame must have one size")
     assert not (data / "merged_mask" / "01" / "000002.jpg").exists()
     with pytest.raises(SystemExit, match="2"):  # argparse: bad flag value
@@ -153,7 +155,7 @@ def test_invert_writes_the_complement_in_each_masks_type(data, capsys):
             assert (abs(got.astype(int) - expected) > 127).mean() < 0.01
     assert np.array_equal(binarize(np.array([[0, 100, 101, 200]], np.uint8)), [[0, 0, 1, 1]])  # scaled to max 200
     out = capsys.readouterr().out
-    assert out.startswith(f"invert: wrote 12 inverted masks to {data / 'inv_maskes'}") and "preview" in out
+    assert out.startswith(f"evc-invert: wrote 12 inverted masks to {data / 'inv_maskes'}") and "preview" in out
 
 
 def test_invert_resumes_shards_and_refuses_bad_input(data, tmp_path, capsys):
@@ -171,7 +173,8 @@ def test_invert_resumes_shards_and_refuses_bad_input(data, tmp_path, capsys):
         assert invert.main(["--data_root", str(other), "--shard", f"{i}/3", "--no_preview"]) == 0
     assert files(other / "inv_maskes") == first
     assert invert.main(["--data_root", str(data), "--masks_dir", "nope"]) == 1
-    assert error_line(capsys) == f"invert: error: {data / 'nope'}: mask folder not found (set --masks_dir)"
+    assert error_line(capsys) == f"evc-invert: error: {data / 'nope'}: mask folder not found (set --masks_dir)"
     (data / "merged_mask" / "01" / "000003.png").write_bytes(b"not a png")
     assert invert.main([*args, "--overwrite"]) == 1
-    assert error_line(capsys) == f"invert: error: {data / 'merged_mask' / '01' / '000003.png'}: not a readable image"
+    bad = data / "merged_mask" / "01" / "000003.png"
+    assert error_line(capsys) == f"evc-invert: error: {bad}: not a readable image"

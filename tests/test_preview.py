@@ -47,12 +47,12 @@ def test_rvm_writes_one_row_per_camera_and_frames_over_time(tmp_path, rvm_checkp
 def test_rows_are_capped_and_no_preview_turns_it_off(tmp_path, capsys):
     data = make_demo_dataset(tmp_path / "d", cameras=MAX_CAMERAS + 2, frames=2, size=(24, 32), odd_size=None,
                              ext=".png")
-    (data / "gt_masks").rename(data / "mask")
-    assert backgrounds.main(["--data_root", str(data), "--mask_ext", ".png", "--jump", "1"]) == 0
+    (data / "gt_masks").rename(data / "rvm")  # the background tool's default input
+    assert backgrounds.main(["--data_root", str(data), "--jump", "1"]) == 0  # the mask type is detected
     image = cv2.imread(str(data / "preview" / "bkgd.jpg"))
     assert image.shape[:2] == sheet_shape(MAX_CAMERAS, 2)  # frame beside background, first cameras only
     (data / "preview" / "bkgd.jpg").unlink()
-    assert backgrounds.main(["--data_root", str(data), "--mask_ext", ".png", "--overwrite", "--no_preview"]) == 0
+    assert backgrounds.main(["--data_root", str(data), "--mask_ext", "png", "--overwrite", "--no_preview"]) == 0
     assert not (data / "preview" / "bkgd.jpg").exists() and "preview" not in capsys.readouterr().out.splitlines()[-1]
 
 

@@ -17,7 +17,7 @@ from easyvolcap.parallel import BackgroundWriter
 from easyvolcap.progress import INTERVAL_ENV, Progress, progress_bar
 
 REPO = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^(\w+): (\d+)/(\d+) frames \((\d+)%\) in \d+:\d\d, [\d.e-]+ frames/s(, ETA \d+:\d\d)?$")
+LINE = re.compile(r"^([\w-]+): (\d+)/(\d+) frames \((\d+)%\) in \d+:\d\d, [\d.e-]+ frames/s(, ETA \d+:\d\d)?$")
 
 
 def test_a_log_gets_a_line_per_interval_with_count_rate_and_eta():
@@ -83,4 +83,4 @@ def test_a_tool_in_a_log_prints_progress_lines(tmp_path):
     assert lines and all(LINE.match(line) for line in lines), lines
     counts = [int(LINE.match(line)[2]) for line in lines]
     assert counts == sorted(counts) and counts[-1] == 12 and {LINE.match(line)[3] for line in lines} == {"12"}
-    assert done.stdout.startswith("invert: wrote 12 inverted masks")
+    assert done.stdout.startswith("evc-invert: wrote 12 inverted masks")

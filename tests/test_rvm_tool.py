@@ -84,7 +84,7 @@ def test_masks_equal_frame_by_frame_run_of_each_camera(dataset, rvm_checkpoints,
             assert got.shape == (height, width)
             assert_masks_close(got, want, f"{camera.name}/{frame.stem}")
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith(f"rvm: wrote 15 masks to {dataset / 'rvm'} (3 cameras processed")
+    assert len(out) == 1 and out[0].startswith(f"evc-rvm: wrote 15 masks to {dataset / 'rvm'} (3 cameras processed")
 
 
 def test_batch_size_does_not_change_results(dataset, rvm_checkpoints):
@@ -231,7 +231,7 @@ def test_bad_input_is_one_line_and_nonzero(dataset, rvm_checkpoints, capsys, pre
     prepare(dataset)
     assert run(dataset, rvm_checkpoints["mobilenetv3"], *args) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rvm: error: ") and message in err[0]
+    assert len(err) == 1 and err[0].startswith("evc-rvm: error: ") and message in err[0]
 
 
 def test_bad_checkpoints(dataset, rvm_checkpoints, tmp_path, capsys):

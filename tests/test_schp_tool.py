@@ -48,7 +48,7 @@ def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, 
     clear = golden["ns_label_margin"].astype(np.float32) > 0.02  # beyond float16 rounding of logits up to ~8
     assert np.array_equal(logits.astype(np.float32).argmax(-1)[clear], labels[clear])
     out = capsys.readouterr().out
-    assert out.startswith(f"schp: wrote 1 label maps to {tmp_path / 'schp'} and masks to {tmp_path / 'mask'}")
+    assert out.startswith(f"evc-schp: wrote 1 label maps to {tmp_path / 'schp'} and masks to {tmp_path / 'mask'}")
     assert "1 people parsed" in out
 
 

@@ -26,14 +26,14 @@ def test_demo_then_rvm_script_end_to_end(tmp_path, rvm_checkpoints):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # no progress bar when stderr is not a terminal, no warnings
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rvm: wrote 9 masks to ")
+    assert len(lines) == 1 and lines[0].startswith("evc-rvm: wrote 9 masks to ")
     assert len(list((tmp_path / "demo" / "rvm").rglob("*.jpg"))) == 9
 
 
 def test_expected_fault_is_one_line_without_traceback(tmp_path):
     done = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "absent"))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [f"rvm: error: --data_root {tmp_path / 'absent'}: not a directory"]
+    assert done.stderr.strip().splitlines() == [f"evc-rvm: error: --data_root {tmp_path / 'absent'}: not a directory"]
     debug = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "absent"), "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
@@ -60,7 +60,7 @@ def test_backgrounds_script_end_to_end(tmp_path):
                "--masks_dir", "gt_masks", "--mask_ext", ".png", "--jump", "2", "--dilation", "3")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert done.stdout.startswith(f"bkgd: wrote 3 backgrounds (mean of 6 frames) to {tmp_path / 'd' / 'bkgd'}")
+    assert done.stdout.startswith(f"evc-bkgd: wrote 3 backgrounds (mean of 6 frames) to {tmp_path / 'd' / 'bkgd'}")
     assert sorted(p.name for p in (tmp_path / "d" / "bkgd").iterdir()) == ["00.png", "01.png", "02.png"]
 
 

@@ -62,7 +62,7 @@ def test_shards_partition_the_cameras(data):
 
 
 def test_background_shards_union_is_byte_identical(data, capsys):
-    common = ["--data_root", str(data), "--mask_ext", ".png", "--jump", "1", "--no_preview"]
+    common = ["--data_root", str(data), "--masks_dir", "mask", "--mask_ext", ".png", "--jump", "1", "--no_preview"]
     assert backgrounds.main([*common, "--bkgd_dir", "whole"]) == 0
     for i in range(3):
         assert backgrounds.main([*common, "--bkgd_dir", "parts", "--shard", f"{i}/3"]) == 0
@@ -84,7 +84,7 @@ def test_schp_shards_union_is_byte_identical(data):
 
 
 def test_empty_shard_is_a_warning_not_an_error(data, capsys):
-    assert backgrounds.main(["--data_root", str(data), "--mask_ext", ".png", "--shard", "7/9"]) == 0
+    assert backgrounds.main(["--data_root", str(data), "--masks_dir", "mask", "--shard", "7/9"]) == 0
     captured = capsys.readouterr()
     assert "shard 7/9 has no cameras" in captured.err and "wrote 0 backgrounds" in captured.out
 
@@ -119,7 +119,7 @@ def test_two_devices_write_what_one_device_writes(data, rvm_checkpoints, bgmv2_c
     capsys.readouterr()
     assert rvm.main([*common, "--device", "cpu,cpu", "--mask_dir", "two"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith(f"rvm: wrote 20 masks to {data / 'two'} (5 cameras processed")
+    assert len(out) == 1 and out[0].startswith(f"evc-rvm: wrote 20 masks to {data / 'two'} (5 cameras processed")
     one, two = outputs(data, ("one",)), outputs(data, ("two",))
     assert [name.split("/", 1)[1] for name in one] == [name.split("/", 1)[1] for name in two]
     for a, b in zip(one.values(), two.values(), strict=True):
@@ -132,7 +132,7 @@ def test_a_failing_worker_is_one_line_naming_its_device(data, rvm_checkpoints, b
     (data / "images" / "01" / "000002.png").write_bytes(b"broken")
     assert rvm.main([*common, "--device", "cpu,cpu"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"rvm: error: [cpu] {data / 'images' / '01' / '000002.png'}: not a readable image "
+    assert err == [f"evc-rvm: error: [cpu] {data / 'images' / '01' / '000002.png'}: not a readable image "
                    "(corrupt or unsupported format)"]
 
 
@@ -151,7 +151,7 @@ def test_background_shards_started_together_keep_each_others_temporary_files(dat
         replace(source, target)
 
     monkeypatch.setattr(image_io.os, "replace", paused_replace)
-    options = BackgroundOptions(mask_ext=".png", jump=1, workers=1)
+    options = BackgroundOptions(masks_dir="mask", mask_ext=".png", jump=1, workers=1)
     (data / "bkgd").mkdir()
     (data / "bkgd" / ".01.png.killed12.tmp").write_bytes(b"left by a killed run of shard 1")
     with ThreadPoolExecutor(1) as pool:

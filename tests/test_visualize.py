@@ -54,7 +54,7 @@ def test_video_frames_size_grid_and_black_tile_of_a_missing_frame(data, capsys):
         assert frame[48:, 64:].max() < 40  # the unused grid cell
         assert (frame[0:14, 0:20].min(axis=-1) > 180).sum() > 10  # camera names are on by default
     out = capsys.readouterr().out
-    assert out.startswith(f"visualize: wrote 4 frames to {path} (3 cameras in 2 x 2 tiles of 64x48, 128x96")
+    assert out.startswith(f"evc-visualize: wrote 4 frames to {path} (3 cameras in 2 x 2 tiles of 64x48, 128x96")
     assert "1 black tiles" in out and not list(data.glob(".*.tmp"))
 
 
@@ -90,7 +90,7 @@ def test_output_is_replaced_only_when_complete(data, capsys):
     write_image(data / "rvm" / "02" / "000003.jpg", np.zeros((8, 8), np.uint8))  # the last frame fails
     assert visualize.main(["--data_root", str(data), "--workers", "1"]) == 1
     line = one_line(capsys)
-    assert line == (f"visualize: error: {data / 'images' / '02' / '000003.jpg'} is 56x40 but "
+    assert line == (f"evc-visualize: error: {data / 'images' / '02' / '000003.jpg'} is 56x40 but "
                     f"{data / 'rvm' / '02' / '000003.jpg'} is 8x8; the masks of a frame must have one size")
     assert path.read_bytes() == b"the previous video" and not list(data.glob(".*.tmp"))
     (data / ".masked.mp4.999.tmp").write_bytes(b"a killed run's")
@@ -102,16 +102,16 @@ def test_output_is_replaced_only_when_complete(data, capsys):
 
 def test_refusals_are_one_line(data, tmp_path, capsys, monkeypatch):
     assert visualize.main(["--data_root", str(data), "--no_store"]) == 1
-    assert one_line(capsys).startswith("visualize: error: --no_store:")
+    assert one_line(capsys).startswith("evc-visualize: error: --no_store:")
     assert visualize.main(["--data_root", str(data), "--output", "masked.avi"]) == 1
     assert ".mp4" in one_line(capsys)
     assert visualize.main(["--data_root", str(data), "--mask_dir", "nope"]) == 1
-    assert one_line(capsys) == f"visualize: error: {data / 'nope'}: mask folder not found (set --mask_dir)"
+    assert one_line(capsys) == f"evc-visualize: error: {data / 'nope'}: mask folder not found (set --masks_dir)"
     assert visualize.main(["--data_root", str(data), "--image_dir", "nope"]) == 1
     assert "image folder not found" in one_line(capsys)
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # not installed
     assert visualize.main(["--data_root", str(data)]) == 1
-    assert one_line(capsys) == ('visualize: error: writing the video needs the video extra: '
+    assert one_line(capsys) == ('evc-visualize: error: writing the video needs the video extra: '
                                 'pip install "easyvolcap-segmentation[video]" (or pip install imageio-ffmpeg)')
     assert not (data / "masked.mp4").exists()
 

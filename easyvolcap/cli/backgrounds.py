@@ -1,4 +1,4 @@
-"""``extract_backgrounds.py``: a static background image per camera from frames and masks."""
+"""``evc-bkgd`` (``extract_backgrounds.py``): a static background image per camera from frames and masks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from ..layout import IMAGE_EXTENSIONS
+from ..layout import IMAGE_EXTENSIONS, MASK_TYPES
 from ..runners.backgrounds import METHODS
 from . import (
     HelpFormatter,
@@ -20,10 +20,11 @@ from . import (
     run_main,
     with_preview,
 )
+from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "bkgd"
+TOOL = "evc-bkgd"  # its one name in usage, errors, progress and summary
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -44,18 +45,22 @@ def non_negative_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the background tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="extract_backgrounds.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Per-camera static background from frames and foreground masks: "
                     "writes <data_root>/<bkgd_dir>/<camera><ext>.")
     add_dataset_args(parser)
-    parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="mask",
-                        help="folder of foreground masks <camera>/<frame stem><mask_ext>")
+    parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
+                        help="folder of foreground masks <camera>/<frame stem>.jpg|.png (default: RVM's output)")
     parser.add_argument("--bkgd_dir", default="bkgd", help="output folder of backgrounds")
-    parser.add_argument("--image_ext", default=None, choices=IMAGE_EXTENSIONS,
+    parser.add_argument("--image_ext", default=None, type=extension(*IMAGE_EXTENSIONS), metavar="jpg|jpeg|png",
                         help="use only images of this type (default: every .jpg/.jpeg/.png)")
-    parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
-    parser.add_argument("--ext", default=".png", choices=MASK_EXTENSIONS,
+    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
+                        help="read only masks of this type (default: a frame's mask is its file of any mask type)")
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help="foreground above this fraction of full scale, once a mask is scaled to its maximum "
+                             "(0.5: above 128 of 255, EasyVolcap's)")
+    parser.add_argument("--ext", default=".png", type=extension(*MASK_EXTENSIONS), metavar="png|jpg",
                         help="background file type; .png is RGBA with alpha 0 where no frame saw background")
     parser.add_argument("--jump", type=positive_int, default=10, help="use every N-th frame")
     parser.add_argument("--dilation", type=non_negative_int, default=20,
@@ -77,8 +82,8 @@ def run(args: argparse.Namespace) -> Outcome:
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
     layout = discover_layout(args, TOOL, extensions)
     options = BackgroundOptions(masks_dir=args.masks_dir, bkgd_dir=args.bkgd_dir, mask_ext=args.mask_ext,
-                                ext=args.ext, jump=args.jump, dilation=args.dilation, method=args.method,
-                                max_memory=args.max_memory, fill_holes=args.fill_holes,
+                                threshold=args.threshold, ext=args.ext, jump=args.jump, dilation=args.dilation,
+                                method=args.method, max_memory=args.max_memory, fill_holes=args.fill_holes,
                                 overwrite=args.overwrite, workers=args.workers, quality=args.quality)
     return Outcome(layout, run_backgrounds(layout, options))
 

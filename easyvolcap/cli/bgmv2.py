@@ -1,4 +1,4 @@
-"""``inference_bkgdmattev2.py``: alpha masks with Background Matting V2 and per-camera backgrounds."""
+"""``evc-bgmv2`` (``inference_bkgdmattev2.py``): alpha masks with Background Matting V2 and per-camera backgrounds."""
 
 from __future__ import annotations
 
@@ -25,17 +25,18 @@ from . import (
     run_main,
     with_preview,
 )
+from .parser import ToolParser, extension
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "bgmv2"
+TOOL = "evc-bgmv2"  # its one name in usage, errors, progress and summary
 REFINE_MODES = ("full", "sampling", "thresholding")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the BGMv2 tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="inference_bkgdmattev2.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Background Matting V2 against each camera's captured background; "
                     "writes <data_root>/<mask_dir>/<camera>/<frame><mask_ext>.")
     parser.add_argument("--chkpt_path", default=None,
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="output folder of alpha masks")
     parser.add_argument("--bkgd_dir", default="bkgd",
                         help="backgrounds: <camera>.jpg|png or <camera>/000000.jpg|png (RGBA uses its RGB)")
-    parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
+    parser.add_argument("--mask_ext", default=".jpg", type=extension(*MASK_EXTENSIONS), metavar="jpg|png",
+                        help="mask file type written (the dot is optional)")
     parser.add_argument("--fgr_dir", default=None, help="also write the foreground RGB (.jpg) to this folder")
     parser.add_argument("--chunk_size", type=positive_int, default=64,
                         help="images held at once: half decoded ahead of the model, half queued for writing")

@@ -1,4 +1,4 @@
-"""``check_masks.py``: every mask checked against the other calibrated cameras (and its neighbours in time)."""
+"""``evc-check`` (``check_masks.py``): every mask checked against the other calibrated cameras and in time."""
 
 from __future__ import annotations
 
@@ -7,21 +7,22 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
+from ..layout import MASK_TYPES
 from . import (
     HelpFormatter,
     Outcome,
     add_dataset_args,
-    number_in,
     positive_int,
     quality,
     resolve_shard,
     run_main,
     with_preview,
 )
+from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "check"
+TOOL = "evc-check"  # its one name in usage, errors, progress and summary
 
 
 def one_device(text: str) -> str:
@@ -33,18 +34,19 @@ def one_device(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the mask check."""
-    parser = argparse.ArgumentParser(
-        prog="check_masks.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Check every mask against the consensus of the other calibrated cameras (intri.yml, "
                     "extri.yml) and against its neighbours in time: writes <data_root>/check/<masks_dir>.csv, "
                     "the picture <data_root>/preview/check_<masks_dir>.jpg and, with --repair_dir, repaired masks.")
     add_dataset_args(parser, unit="frame")
-    parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="masks",
-                        help="folder of masks <camera>/<frame stem>.jpg|png to check")
-    parser.add_argument("--mask_ext", default=None, choices=(".jpg", ".jpeg", ".png"),
-                        help="check only masks of this type (default: whatever type the folder holds)")
-    parser.add_argument("--threshold", type=number_in(0, 1), default=0.5,
-                        help="foreground above this fraction of full scale (0.5: 128 of 255)")
+    parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
+                        help="folder of masks <camera>/<frame stem>.jpg|png to check (default: RVM's output)")
+    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
+                        help="check only masks of this type (default: a frame's mask is its file of any mask type)")
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help="foreground above this fraction of full scale (0.5: above 128 of 255); masks are "
+                             "judged as they are, not scaled to their maximum")
     parser.add_argument("--repair_dir", default=None,
                         help="write a complete mask folder here: flagged masks repaired from the consensus, "
                              "the others copied unchanged (same names and type)")

@@ -1,4 +1,4 @@
-"""``invert_mask.py``: background masks, ``255 - binary(mask)``, for every mask of a folder."""
+"""``evc-invert`` (``invert_mask.py``): background masks, ``255 - binary(mask)``, for every mask of a folder."""
 
 from __future__ import annotations
 
@@ -6,26 +6,31 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..image_io import MASK_EXTENSIONS
+from ..layout import MASK_TYPES
 from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
 from .mask_folders import add_mask_dataset_args, discover_masks
+from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "invert"
-EXTENSIONS = (*MASK_EXTENSIONS, ".jpeg")
+TOOL = "evc-invert"  # its one name in usage, errors, progress and summary
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the invert tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="invert_mask.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Invert masks: writes 255 - binary(mask) (EasyVolcap's reading: above 128 once scaled to "
                     "the mask's maximum) to <data_root>/<inv_masks_dir>/<camera>/<frame stem>, in the "
                     "mask's own file type.")
     add_mask_dataset_args(parser)
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="merged_mask",
-                        help="masks <camera>/<frame stem>.jpg|.png")
+                        help="masks <camera>/<frame stem>.jpg|.png (default: the merge's output)")
+    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
+                        help="read only masks of this type (default: every mask type)")
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help="foreground above this fraction of full scale once a mask is scaled to its maximum "
+                             "(0.5: above 128 of 255, EasyVolcap's)")
     parser.add_argument("--inv_masks_dir", default="inv_maskes",
                         help="output folder (EasyVolcap's default name, typo included)")
     add_run_args(parser, workers_help="masks inverted at once")
@@ -33,12 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    """Invert every mask the flags ask for; returns the layout and the runner\'s report."""
+    """Invert every mask the flags ask for; returns the layout and the runner's report."""
     from ..runners.invert import InvertOptions, run_invert
 
-    layout = discover_masks(args, TOOL, args.masks_dir, "--masks_dir", EXTENSIONS)
-    options = InvertOptions(inv_masks_dir=args.inv_masks_dir, overwrite=args.overwrite, workers=args.workers,
-                            quality=args.quality)
+    types = (args.mask_ext,) if args.mask_ext else MASK_TYPES
+    layout = discover_masks(args, TOOL, args.masks_dir, "--masks_dir", types)
+    options = InvertOptions(inv_masks_dir=args.inv_masks_dir, threshold=args.threshold, overwrite=args.overwrite,
+                            workers=args.workers, quality=args.quality)
     return Outcome(layout, run_invert(layout, options))
 
 

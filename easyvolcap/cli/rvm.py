@@ -1,4 +1,4 @@
-"""``inference_robust_video_matting.py``: soft alpha masks with Robust Video Matting."""
+"""``evc-rvm`` (``inference_robust_video_matting.py``): soft alpha masks with Robust Video Matting."""
 
 from __future__ import annotations
 
@@ -23,29 +23,31 @@ from . import (
     run_main,
     with_preview,
 )
+from .parser import ToolParser, extension
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "rvm"
+TOOL = "evc-rvm"  # its one name in usage, errors, progress and summary
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the RVM tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="inference_robust_video_matting.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Robust Video Matting: each camera's frames, in order, are one video; "
                     "writes <data_root>/<mask_dir>/<camera>/<frame><mask_ext>.")
     add_dataset_args(parser)
     parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="rvm",
                         help="output folder of alpha masks, relative to --data_root")
-    parser.add_argument("--mask_ext", default=".jpg", choices=MASK_EXTENSIONS, help="mask file type")
+    parser.add_argument("--mask_ext", default=".jpg", type=extension(*MASK_EXTENSIONS), metavar="jpg|png",
+                        help="mask file type written (the dot is optional)")
     parser.add_argument("--fgr_dir", default=None,
                         help="also write the predicted foreground RGB (.jpg) to this folder")
     parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
                         help="frames of one camera per forward pass; auto: chosen from the image size, the model, "
                              "the device and the machine's total memory")
-    parser.add_argument("--variant", default="resnet50", choices=("mobilenetv3", "resnet50"),
-                        help="RVM backbone")
+    parser.add_argument("--variant", default=None, choices=("mobilenetv3", "resnet50"),
+                        help="RVM backbone (default: recognised from --chkpt_path's weights; resnet50 without one)")
     parser.add_argument("--chkpt_path", default=None,
                         help="checkpoint file (default: the official file in the torch hub cache, "
                              "downloaded when missing)")
@@ -69,7 +71,9 @@ def run(args: argparse.Namespace) -> Outcome:
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers,
                          decode=decode_mode(args, device))
-    return Outcome(layout, run_rvm(layout, model, device, dtype, options, progress=None))
+    report = run_rvm(layout, model, device, dtype, options, progress=None)
+    report.model = model.variant
+    return Outcome(layout, report)
 
 
 def finish(args: argparse.Namespace, outcome: Outcome) -> str:
@@ -79,7 +83,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     layout, report = outcome.layout, outcome.report
     preview = None if args.no_preview else write_preview(layout, args.mask_dir,
                                                           mask_rows(layout, args.mask_dir, args.mask_ext), TOOL)
-    return with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, args.variant), preview)
+    return with_preview(matting_summary(TOOL, report, layout.root / args.mask_dir, report.model), preview)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

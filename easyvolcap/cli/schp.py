@@ -1,4 +1,4 @@
-"""``inference_schp.py``: human parsing labels and human masks with SCHP (detect, crop, parse, restore)."""
+"""``evc-schp`` (``inference_schp.py``): human parsing labels and masks with SCHP (detect, crop, parse, restore)."""
 
 from __future__ import annotations
 
@@ -22,21 +22,23 @@ from . import (
     run_main,
     with_preview,
 )
+from .parser import ToolParser
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "schp"
+TOOL = "evc-schp"  # its one name in usage, errors, progress and summary
 DATASETS = ("cihp", "lip", "atr", "pascal")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the SCHP tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="inference_schp.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Self-Correction Human Parsing of every person in every frame: writes a human mask "
                     "<mask_dir>/<camera>/<frame>.png and a palette label map <schp_dir>/<camera>/<frame>.png.")
     add_dataset_args(parser)
-    parser.add_argument("--mask_dir", default="mask", help="output folder of human masks (0/255 PNG)")
+    parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="mask",
+                        help="output folder of human masks (0/255 PNG)")
     parser.add_argument("--schp_dir", default="schp", help="output folder of label maps (palette PNG)")
     parser.add_argument("--logits_dir", default=None,
                         help="also write full-frame logits (H x W x C float16 .npy) to this folder")

@@ -1,4 +1,4 @@
-"""``visualize_masked_images.py``: one H.264 video of every camera's masked images, to review masks."""
+"""``evc-visualize`` (``visualize_masked_images.py``): one H.264 video of every camera's masked images."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EvcError
-from ..layout import DatasetLayout
+from ..layout import MASK_TYPES, DatasetLayout
 from . import HelpFormatter, Outcome, examples, number_in, positive_int, run_main
+from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 
-TOOL = "visualize"
+TOOL = "evc-visualize"  # its one name in usage, errors, progress and summary
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of the video tool (EasyVolcap's names and defaults, plus additions)."""
-    parser = argparse.ArgumentParser(
-        prog="visualize_masked_images.py", formatter_class=HelpFormatter,
+    parser = ToolParser(
+        prog=TOOL, formatter_class=HelpFormatter,
         description="Review masks: per frame, every camera's image multiplied by its mask, tiled in a grid, "
                     "written as an H.264 .mp4 (needs the video extra). One file: a rerun writes it again "
                     "(no resume, no shards); it replaces the old file only once complete.")
@@ -28,8 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="dataset root holding <image_dir>/<camera>/<frame>.jpg|png")
     parser.add_argument("--image_dir", "--images_dir", dest="image_dir", default="images",
                         help="folder of camera folders, relative to --data_root")
-    parser.add_argument("--mask_dir", "--masks_dir", dest="mask_dir", default="rvm",
-                        help="masks <camera>/<frame stem>.png|.jpg (a frame without its mask shows black)")
+    parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
+                        help="masks <camera>/<frame stem>.jpg|.png (a frame without its mask shows black; default: "
+                             "RVM's output)")
+    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
+                        help="read only masks of this type (default: a frame's mask is its file of any mask type)")
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help="foreground above this fraction of full scale once a mask is scaled to its maximum "
+                             "(0.5: above 128 of 255, EasyVolcap's)")
     parser.add_argument("--output", default="masked.mp4", help="the video, relative to --data_root")
     parser.add_argument("--fps", type=number_in(0, math.inf), default=30.0, help="frames per second")
     parser.add_argument("--ratio", type=number_in(0, math.inf), default=1.0,
@@ -62,9 +69,10 @@ def run(args: argparse.Namespace) -> Outcome:
     layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)  # one file: never sharded
     for camera in layout.skipped:
         print(f"{TOOL}: warning: camera {camera} has no images; skipped", file=sys.stderr)
-    if not (layout.root / args.mask_dir).is_dir():
-        raise EvcError(f"{layout.root / args.mask_dir}: mask folder not found (set --mask_dir)")
-    options = VideoOptions(output=output, mask_dir=args.mask_dir, fps=args.fps, ratio=args.ratio,
+    if not (layout.root / args.masks_dir).is_dir():
+        raise EvcError(f"{layout.root / args.masks_dir}: mask folder not found (set --masks_dir)")
+    options = VideoOptions(output=output, mask_dir=args.masks_dir, mask_ext=args.mask_ext, threshold=args.threshold,
+                           fps=args.fps, ratio=args.ratio,
                            max_length=args.max_length, label=args.label, workers=args.workers)
     return Outcome(layout, run_visualize(layout, options))
 
@@ -81,7 +89,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
         line += f"; {report.black_tiles} black tiles (a camera without that frame or its mask)"
     if report.missing_masks:
         missing = report.missing_masks
-        line += f"; {len(missing)} frames without a mask in {args.mask_dir}: {examples(missing, 3)}"
+        line += f"; {len(missing)} frames without a mask in {args.masks_dir}: {examples(missing, 3)}"
     return line
 
 

@@ -22,14 +22,14 @@ from tqdm import tqdm
 
 from ..errors import EvcError
 from ..image_io import MASK_EXTENSIONS, is_written, read_gray, write_image
-from ..layout import Camera, DatasetLayout
-from ..masks import binarize, grow
+from ..layout import MASK_TYPES, Camera, DatasetLayout, mask_files
+from ..masks import THRESHOLD, binarize, grow, level
 from ..parallel import prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_temp_files
 
-__all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "masked_median", "median_rows", "read_background_mask",
-           "rounded_mean", "run_backgrounds"]
+__all__ = ["METHODS", "BackgroundOptions", "BackgroundReport", "find_masks", "masked_median", "median_rows",
+           "read_background_mask", "rounded_mean", "run_backgrounds"]
 
 METHODS = ("mean", "median")
 # The median's memory, per pixel (measured with tracemalloc, with a margin; see tests/test_backgrounds.py):
@@ -50,9 +50,10 @@ _FLOAT32_MEAN_FRAMES = 65535
 class BackgroundOptions:
     """Where masks and backgrounds live, which frames to use and how to combine them."""
 
-    masks_dir: str = "mask"
+    masks_dir: str = "rvm"  # RVM's output, the chain's previous step
     bkgd_dir: str = "bkgd"
-    mask_ext: str = ".jpg"
+    mask_ext: str | None = None  # None: a frame's mask is its stem's file of any mask type
+    threshold: float = 0.5  # foreground above this fraction of full scale, after scaling to the mask's maximum
     ext: str = ".png"  # .png: RGBA with coverage alpha; .jpg: RGB
     image_ext: str | None = None  # None: every supported image type
     jump: int = 10
@@ -87,24 +88,39 @@ class BackgroundReport:
         return self
 
 
-def read_background_mask(path: Path, dilation: int, size: tuple[int, int]) -> np.ndarray:
+def read_background_mask(path: Path, dilation: int, size: tuple[int, int], threshold: int = THRESHOLD) -> np.ndarray:
     """Where the frame shows background: ``(H, W)`` bool.
 
-    The mask is read as EasyVolcap reads masks (scaled by its own maximum, then ``> 128`` is
-    foreground; an all-zero mask has no foreground), then the foreground is dilated with a
+    The mask is read as EasyVolcap reads masks (scaled by its own maximum, then above ``threshold``, a level,
+    128 by default, is foreground; an all-zero mask has no foreground), then the foreground is dilated with a
     ``dilation x dilation`` square (0: none).
 
     Raises:
-        EvcError: the mask is missing, unreadable, or of another size than its image.
+        EvcError: the mask is unreadable, or of another size than its image.
     """
-    if not path.is_file():
-        others = sorted(p.name for p in path.parent.glob(path.stem + ".*")) if path.parent.is_dir() else []
-        hint = f" (found {', '.join(others)}: set --mask_ext)" if others else ""
-        raise EvcError(f"{path}: mask not found{hint}")
     mask = read_gray(path)
     if mask.shape != size:
         raise EvcError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, its image is {size[1]}x{size[0]}")
-    return grow(binarize(mask), dilation) == 0
+    return grow(binarize(mask, threshold), dilation) == 0
+
+
+def find_masks(folder: Path, stems: list[str], ext: str | None) -> list[Path]:
+    """The mask of each frame stem in a camera's mask folder: the file of that stem of any mask type (or of type
+    ``ext``).
+
+    Raises:
+        EvcError: a frame has no mask (naming the file looked for, and a file of another type when there is
+            one), or two of one frame (``mask_files``).
+    """
+    index = mask_files(folder, ext)
+    for stem in stems:
+        if stem not in index:
+            if ext is None:
+                raise EvcError(f"{folder / stem}{'|'.join(MASK_TYPES)}: mask not found")
+            others = sorted(p.name for p in folder.glob(f"{stem}.*")) if folder.is_dir() else []
+            hint = f" (found {', '.join(others)}: set --mask_ext to its type, or leave it out)" if others else ""
+            raise EvcError(f"{folder / stem}{ext}: mask not found{hint}")
+    return [index[stem] for stem in stems]
 
 
 def masked_median(samples: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,12 +173,14 @@ class _CameraJob:
             rows = min(height, median_rows(len(self.frames), height, width, self.readers, memory))
         self.bands = [(top, min(top + rows, height)) for top in range(0, height, rows)] if rows >= 1 else []
         self.steps = len(self.frames) * len(self.bands)  # frame decodes
-        self.masks = {t: layout.output_path(options.masks_dir, camera.name, camera.frames[t], options.mask_ext)
-                      for t in self.frames}  # made once: the median's bands read them again and again
+        folder = layout.output_dir(options.masks_dir, camera.name)
+        found = find_masks(folder, [camera.frames[t].stem for t in self.frames], options.mask_ext)
+        self.masks = dict(zip(self.frames, found, strict=True))  # found once: the median's bands read them again
 
     def _load(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         image = self.camera.read_frame(t, self.size)
-        return image, read_background_mask(self.masks[t], self.options.dilation, self.size)
+        return image, read_background_mask(self.masks[t], self.options.dilation, self.size,
+                                           level(self.options.threshold))
 
     def _loaded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with closing(prefetch_map(self._load, self.frames, workers=self.readers, ahead=2 * self.readers)) as frames:
@@ -310,8 +328,8 @@ def run_backgrounds(layout: DatasetLayout, options: BackgroundOptions,
     work = [_CameraJob(layout, camera, options, options.max_memory // parallel, threads) for camera in jobs]
     slow = _check_median_plan(work, options, parallel)
     if slow:
-        tqdm.write(f"bkgd: warning: {slow}", file=sys.stderr)
-    with progress_bar(sum(job.steps for job in work), "bkgd", progress) as bar, \
+        tqdm.write(f"evc-bkgd: warning: {slow}", file=sys.stderr)
+    with progress_bar(sum(job.steps for job in work), "evc-bkgd", progress) as bar, \
             ThreadPoolExecutor(max_workers=parallel) as pool:
         for job in work:
             job.tick = bar.update

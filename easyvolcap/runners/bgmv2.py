@@ -142,7 +142,7 @@ class _Matting:
             list(zip(items, images, strict=True)), size=len,
             split=split_list,
             forward=self._forward, limit=self.limit,
-            warn=lambda message: tqdm.write(f"bgmv2: warning: {message}", file=sys.stderr))
+            warn=lambda message: tqdm.write(f"evc-bgmv2: warning: {message}", file=sys.stderr))
 
     def _background_batch(self, items: list[Item]) -> torch.Tensor:
         """The backgrounds of ``items``, as a batch on the device; reused while the cameras do not change."""
@@ -195,7 +195,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
-        "bgmv2", options.batch_size, f"bgmv2:{report.backbone or 'resnet101'}", sizes, device, dtype,
+        "evc-bgmv2", options.batch_size, f"bgmv2:{report.backbone or 'resnet101'}", sizes, device, dtype,
         lambda size: refine_settings(options, size)[0],
         held_frames=lambda batch: max(options.chunk_size, 2 * batch) + 1, hint="a smaller --backbone_scale")
     outputs = partial(matte_outputs, layout, options)
@@ -208,7 +208,7 @@ def run_bgmv2(layout: DatasetLayout, model: nn.Module, device: torch.device, dty
     frames = [item for batch in batches for item in batch]
     batch_size = max(report.batch_sizes.values(), default=1)
     ahead = max(options.chunk_size // 2, batch_size)  # decoded ahead, and as many queued for writing
-    with progress_bar(len(frames), "bgmv2", progress) as bar, \
+    with progress_bar(len(frames), "evc-bgmv2", progress) as bar, \
             closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead, progress=bar) as writer, \
             inference_session(model, device) as memory_format:

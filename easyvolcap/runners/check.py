@@ -24,6 +24,7 @@ from ..calibration import Calibration, field_radius2, read_calibration, viewing_
 from ..errors import EvcError
 from ..image_io import atomic_write, image_size, read_gray, write_image
 from ..layout import DatasetLayout, natural_key
+from ..masks import level
 from ..multiview import MIN_VIEWS, MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
 from ..parallel import prefetch_map
 from ..progress import progress_bar
@@ -41,9 +42,9 @@ COLUMNS = ("camera", "frame", "flag", "score", "area", "consensus_area", "extra"
 class CheckOptions:
     """What to check and where results go."""
 
-    masks_dir: str = "masks"
+    masks_dir: str = "rvm"  # RVM's output, the chain's previous step
     mask_ext: str | None = None  # None: every mask type the folder holds
-    threshold: float = 0.5  # foreground above this fraction of full scale
+    threshold: float = 0.5  # foreground above this fraction of full scale (easyvolcap.masks.level)
     repair_dir: str | None = None
     device: str | None = None
     workers: int = 4
@@ -170,7 +171,7 @@ def _read_work_mask(path: Path, factor: int, size: tuple[int, int], threshold: f
         mask = cv2.resize(mask, (want[1], want[0]), interpolation=cv2.INTER_AREA)
     if mask.max() == 1:  # a 0/1 label mask
         mask = mask * 255
-    return mask > threshold * 255
+    return mask > level(threshold)
 
 
 def _frame_masks(setup: _Setup, options: CheckOptions, frame: str) -> dict[str, np.ndarray]:
@@ -274,7 +275,7 @@ def _done(setup: _Setup, options: CheckOptions, frame: str) -> bool:
     return True
 
 
-def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> tuple[DatasetLayout, CheckReport]:
+def run_check(root: str | Path, options: CheckOptions, tool: str = "evc-check") -> tuple[DatasetLayout, CheckReport]:
     """Check every mask of ``root/<masks_dir>`` (the frames of ``options.shard``); write per-frame results,
     repairs when asked, and the CSV (and picture) once every frame is done. Returns the layout of the
     mask folders it found, and the report.
@@ -300,7 +301,7 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     report.frames_resumed = len(frames) - len(todo)
     device = pick_device(options.device)
     clear_stale_temp_files(root / "check" / options.masks_dir)
-    with progress_bar(sum(counts[f] for f in todo), "check", unit="masks") as bar:
+    with progress_bar(sum(counts[f] for f in todo), tool, unit="masks") as bar:
         for frame, masks in zip(todo, prefetch_map(lambda f: _frame_masks(setup, options, f), todo,
                                                    options.workers, options.workers + 1), strict=True):
             record, voted = _frame_result(setup, options, frame, masks, device)

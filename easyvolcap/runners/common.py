@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EvcError
 from ..image_io import is_written, write_image
-from ..layout import Camera, DatasetLayout
+from ..layout import MASK_TYPES, Camera, DatasetLayout
 
 __all__ = ["Item", "clear_stale_outputs", "clear_stale_temp_files", "emit_mattes", "matte_outputs", "plan_batches",
-           "write_images"]
+           "refuse_other_types", "write_images"]
 
 Item = tuple[Camera, int]  # frame t of a camera
 
@@ -26,7 +27,12 @@ def plan_batches(layout: DatasetLayout, batch_size: int | Mapping[str, int] | No
     uninterrupted run does. Each camera is added to ``report.cameras_processed`` when a batch of it is
     left, else to ``report.cameras_complete``. An output counts as missing when it does not exist or is
     empty (:func:`is_written`).
+
+    Raises:
+        EvcError: an output mask would sit beside a mask of the same frame of another type
+            (:func:`refuse_other_types`), before anything is written.
     """
+    refuse_other_types(path for camera in layout.cameras for t in range(len(camera)) for path in outputs(camera, t))
     batches = []
     for camera in layout.cameras:
         size = (batch_size[camera.name] if isinstance(batch_size, Mapping) else batch_size) or len(camera)
@@ -37,6 +43,31 @@ def plan_batches(layout: DatasetLayout, batch_size: int | Mapping[str, int] | No
         (report.cameras_processed if pending else report.cameras_complete).append(camera.name)
         batches += pending
     return batches
+
+
+def refuse_other_types(paths: Iterable[Path]) -> None:
+    """Refuse, before anything is written, to write a mask beside a mask of the same frame of another type
+    (``000000.png`` where ``000000.jpg`` is): every reader would then find two masks of one frame.
+
+    Raises:
+        EvcError: naming both files and what to do.
+    """
+    listed: dict[Path, dict[str, list[Path]]] = {}
+    for path in paths:
+        if path.suffix.lower() not in MASK_TYPES:
+            continue
+        if path.parent not in listed:
+            stems: dict[str, list[Path]] = {}
+            if path.parent.is_dir():
+                for other in path.parent.iterdir():
+                    if other.suffix.lower() in MASK_TYPES and not other.name.startswith("."):
+                        stems.setdefault(other.stem, []).append(other)
+            listed[path.parent] = stems
+        for other in listed[path.parent].get(path.stem, ()):
+            if other.name != path.name:
+                raise EvcError(f"{path}: {other.name} is already there, a mask of the same frame of another type "
+                               f"(readers would find two masks of frame {path.stem!r}); remove {other} or write to "
+                               "another folder")
 
 
 def clear_stale_temp_files(folder: Path, names: Iterable[str] | None = None) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..image_io import read_gray
 from ..layout import DatasetLayout
-from ..masks import THRESHOLD, invert_mask
+from ..masks import invert_mask, level
 from .mask_files import MaskFilesReport, MaskJob, run_mask_jobs
 
 __all__ = ["InvertOptions", "run_invert"]
@@ -17,7 +17,7 @@ class InvertOptions:
     """Where inverted masks go and how they are written."""
 
     inv_masks_dir: str = "inv_maskes"  # EasyVolcap's default name, typo included
-    threshold: int = THRESHOLD
+    threshold: float = 0.5  # foreground above this fraction of full scale (easyvolcap.masks.level)
     overwrite: bool = False
     workers: int = 4
     quality: int = 85
@@ -28,12 +28,13 @@ def run_invert(layout: DatasetLayout, options: InvertOptions, progress: bool | N
     is the mask folder), ``ext`` being the mask's own.
 
     Raises:
-        EvcError: a mask is unreadable.
+        EvcError: a mask is unreadable, or an output would sit beside a mask of the same frame of another type.
     """
     report = MaskFilesReport(cameras=[camera.name for camera in layout.cameras])
     jobs = [MaskJob(camera.name, frame.stem, (frame,),
                     layout.output_path(options.inv_masks_dir, camera.name, frame, frame.suffix))
             for camera in layout.cameras for frame in camera.frames]
-    run_mask_jobs(jobs, lambda job: invert_mask(read_gray(job.inputs[0]), options.threshold), report, "invert",
+    threshold = level(options.threshold)
+    run_mask_jobs(jobs, lambda job: invert_mask(read_gray(job.inputs[0]), threshold), report, "evc-invert",
                   options.workers, options.quality, options.overwrite, progress)
     return report

@@ -17,7 +17,7 @@ import numpy as np
 from ..image_io import write_image
 from ..parallel import prefetch_map
 from ..progress import progress_bar
-from .common import clear_stale_temp_files
+from .common import clear_stale_temp_files, refuse_other_types
 
 __all__ = ["MaskFilesReport", "MaskJob", "run_mask_jobs"]
 
@@ -49,10 +49,12 @@ def run_mask_jobs(jobs: list[MaskJob], compute: Callable[[MaskJob], np.ndarray],
     ``overwrite``), counting into ``report``.
 
     Raises:
-        EvcError: from ``compute`` (unreadable or mismatched inputs) or a failed write; files written
-            before stay complete.
+        EvcError: an output would sit beside a mask of the same frame of another type (before any write);
+            from ``compute`` (unreadable or mismatched inputs) or a failed write; files written before stay
+            complete.
     """
     start = time.perf_counter()
+    refuse_other_types(job.output for job in jobs)
     for folder in sorted({job.output.parent for job in jobs}):
         clear_stale_temp_files(folder)
     todo = [job for job in jobs if overwrite or not job.output.exists()]

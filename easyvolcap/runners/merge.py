@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..image_io import read_gray
-from ..layout import DatasetLayout
-from ..masks import THRESHOLD, check_same_size, merge_masks
+from ..layout import DatasetLayout, mask_files, natural_key
+from ..masks import check_same_size, level, merge_masks
 from .mask_files import MaskFilesReport, MaskJob, run_mask_jobs
 
 __all__ = ["MergeOptions", "MergeReport", "merge_frame", "run_merge"]
@@ -23,11 +23,11 @@ class MergeOptions:
     """Where the masks are and how to merge them."""
 
     schp_dir: str = "mask"
-    schp_ext: str = ".png"
+    schp_ext: str | None = None  # None: a frame's SCHP mask is its stem's file of any mask type
     out_dir: str = "merged_mask"
-    out_ext: str = ".jpg"  # EasyVolcap names outputs after the RVM files
+    out_ext: str | None = None  # None: the RVM mask's own type, as EasyVolcap names outputs after the RVM files
     dilation: int = 20
-    threshold: int = THRESHOLD
+    threshold: float = 0.5  # RVM foreground: above this fraction of full scale (easyvolcap.masks.level)
     overwrite: bool = False
     workers: int = 4
     quality: int = 85
@@ -42,7 +42,7 @@ class MergeReport(MaskFilesReport):
 
 
 def merge_frame(job: MaskJob, dilation: int, threshold: int) -> np.ndarray:
-    """The merged mask of one frame: ``job.inputs`` = (RVM mask, SCHP mask).
+    """The merged mask of one frame: ``job.inputs`` = (RVM mask, SCHP mask); ``threshold`` a level.
 
     Raises:
         EvcError: a mask is unreadable, or the two differ in size (naming both files).
@@ -55,24 +55,28 @@ def merge_frame(job: MaskJob, dilation: int, threshold: int) -> np.ndarray:
 
 def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | None = None) -> MergeReport:
     """Write ``<out_dir>/<camera>/<stem><out_ext>`` for every frame of ``layout`` (the RVM masks) that
-    has an SCHP mask ``<schp_dir>/<camera>/<stem><schp_ext>``; frames of one input only are listed in
+    has an SCHP mask ``<schp_dir>/<camera>/<stem>.<type>``; frames of one input only are listed in
     the report and skipped.
+
+    Raises:
+        EvcError: two SCHP masks of one frame, an output beside a mask of the same frame of another type,
+            an unreadable mask or masks of a frame of two sizes.
     """
     report = MergeReport()
     jobs = []
     for camera in layout.cameras:
-        schp_folder = layout.output_dir(options.schp_dir, camera.name)
-        schp = {p.stem: p for p in schp_folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                and p.suffix.lower() == options.schp_ext.lower()} if schp_folder.is_dir() else {}
+        schp = mask_files(layout.output_dir(options.schp_dir, camera.name), options.schp_ext, "--schp_ext")
         stems = {frame.stem for frame in camera.frames}
-        report.without_rvm += [(camera.name, stem) for stem in sorted(schp) if stem not in stems]
+        report.without_rvm += [(camera.name, stem) for stem in sorted(schp, key=natural_key) if stem not in stems]
         report.cameras.append(camera.name)
         for frame in camera.frames:
             if frame.stem not in schp:
                 report.without_schp.append((camera.name, frame.stem))
                 continue
+            out_ext = options.out_ext or frame.suffix.lower()
             jobs.append(MaskJob(camera.name, frame.stem, (frame, schp[frame.stem]),
-                                layout.output_path(options.out_dir, camera.name, frame, options.out_ext)))
-    run_mask_jobs(jobs, lambda job: merge_frame(job, options.dilation, options.threshold), report, "merge",
+                                layout.output_path(options.out_dir, camera.name, frame, out_ext)))
+    threshold = level(options.threshold)
+    run_mask_jobs(jobs, lambda job: merge_frame(job, options.dilation, threshold), report, "evc-merge",
                   options.workers, options.quality, options.overwrite, progress)
     return report

@@ -49,9 +49,11 @@ class MattingReport(RunReport):
     masks_written: int = 0
     fgr_written: int = 0
     empty_frames: list[tuple[str, str]] = field(default_factory=list)  # (camera, frame stem)
+    model: str = ""  # the model that ran, for the summary (RVM's variant, recognised from the checkpoint)
 
     def merge(self, other: MattingReport) -> MattingReport:
         super().merge(other)
+        self.model = self.model or other.model
         self.masks_written += other.masks_written
         self.fgr_written += other.fgr_written
         self.empty_frames += other.empty_frames

@@ -95,7 +95,7 @@ class _Matting:
             self.state = [None] * 4
         run_with_backoff((clip, images), size=lambda work: work[0].length, split=_split,
                          forward=lambda work: self._emit(work[0], *self._forward(*work, ratio)), limit=self.limit,
-                         warn=lambda message: tqdm.write(f"rvm: warning: {message}", file=sys.stderr))
+                         warn=lambda message: tqdm.write(f"evc-rvm: warning: {message}", file=sys.stderr))
 
     def _forward(self, clip: Clip, images: list, ratio: float):
         items = [(clip.camera, clip.t0 + dt) for dt in range(clip.length)]
@@ -138,7 +138,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     sizes = {camera.name: camera.size() for camera in todo}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
-        "rvm", options.batch_size, f"rvm:{getattr(model, 'variant', 'resnet50')}", sizes, device, dtype,
+        "evc-rvm", options.batch_size, f"rvm:{getattr(model, 'variant', 'resnet50')}", sizes, device, dtype,
         lambda size: options.downsample_ratio or auto_downsample_ratio(*size),
         held_frames=lambda batch: 3 * batch + 2 * options.workers,
         hint="a smaller --downsample_ratio or --variant mobilenetv3")
@@ -148,7 +148,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
     source = FrameSource(device, sizes, options.decode)
     frames = [(camera, t) for camera in todo for t in range(len(camera))]
     ahead = batch_size + 2 * options.workers
-    with progress_bar(len(frames), "rvm", progress) as bar, \
+    with progress_bar(len(frames), "evc-rvm", progress) as bar, \
             closing(prefetch_map(source.load, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=2 * batch_size, progress=bar) as writer, \
             inference_session(model, device) as memory_format:

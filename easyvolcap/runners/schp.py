@@ -123,7 +123,7 @@ class _Parsing:
 
     @staticmethod
     def _warn(message: str) -> None:
-        tqdm.write(f"schp: warning: {message}", file=sys.stderr)
+        tqdm.write(f"evc-schp: warning: {message}", file=sys.stderr)
 
     def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[C, H, W]`` float32)
@@ -201,7 +201,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
-        "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
+        "evc-schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
         held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda")
     outputs = partial(_outputs, layout, options)
     batches = plan_batches(layout, options.frames_per_batch, outputs, options.overwrite, report)
@@ -212,7 +212,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
 
     frames = [item for batch in batches for item in batch]
     ahead = 2 * options.frames_per_batch
-    with progress_bar(len(frames), "schp", progress) as bar, \
+    with progress_bar(len(frames), "evc-schp", progress) as bar, \
             closing(prefetch_map(read, frames, options.workers, ahead)) as reader, \
             BackgroundWriter(options.workers, capacity=ahead, progress=bar) as writer, \
             inference_session(parser, device) as memory_format:

@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import EvcError
 from ..image_io import read_gray
-from ..layout import Camera, DatasetLayout, natural_key
-from ..masks import binarize, check_same_size
+from ..layout import Camera, DatasetLayout, mask_files, natural_key
+from ..masks import binarize, check_same_size, level
 from ..parallel import prefetch_map
 from ..preview import label_tile
 from ..progress import progress_bar
@@ -29,7 +29,6 @@ from ..progress import progress_bar
 __all__ = ["INSTALL_HINT", "VideoOptions", "VideoReport", "grid_shape", "require_ffmpeg", "run_visualize"]
 
 INSTALL_HINT = 'pip install "easyvolcap-segmentation[video]" (or pip install imageio-ffmpeg)'
-MASK_TYPES = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")  # EasyVolcap looks for .png, then .jpg
 CRF = 24  # EasyVolcap's H.264 quality
 
 
@@ -52,6 +51,8 @@ class VideoOptions:
 
     output: Path
     mask_dir: str = "rvm"
+    mask_ext: str | None = None  # None: a frame's mask is its stem's file of any mask type
+    threshold: float = 0.5  # foreground above this fraction of full scale, after scaling to the mask's maximum
     fps: float = 30.0
     ratio: float = 1.0  # scale of each tile, of the first camera's size
     max_length: int | None = None  # frames at most
@@ -93,10 +94,12 @@ class _Composer:
         self.tile = max(1, round(height * options.ratio)), max(1, round(width * options.ratio))
         self.grid = grid_shape(len(self.cameras), *self.tile)
         self.size = (self.grid[0] * self.tile[0] + 1) // 2 * 2, (self.grid[1] * self.tile[1] + 1) // 2 * 2
+        self.masks = {camera.name: mask_files(layout.output_dir(options.mask_dir, camera.name), options.mask_ext)
+                      for camera in self.cameras}  # by stem, of any mask type; two of one frame are refused
+        self.threshold = level(options.threshold)
 
     def _mask(self, camera: Camera, stem: str) -> Path | None:
-        folder = self.layout.output_dir(self.options.mask_dir, camera.name)
-        return next((path for ext in MASK_TYPES if (path := folder / f"{stem}{ext}").is_file()), None)
+        return self.masks[camera.name].get(stem)
 
     def _tile(self, c: int, stem: str) -> np.ndarray | str | None:
         """The tile; ``None`` without that frame; ``"<camera>/<stem>"`` when the frame has no mask."""
@@ -108,7 +111,7 @@ class _Composer:
             return f"{camera.name}/{stem}"
         image, mask = camera.read_frame(t, self.sizes[c]), read_gray(mask_path)
         check_same_size(camera.video or camera.frames[t], image, mask_path, mask)
-        masked = image * binarize(mask)[..., None]
+        masked = image * binarize(mask, self.threshold)[..., None]
         if masked.shape[:2] != self.tile:
             masked = cv2.resize(masked, self.tile[::-1], interpolation=cv2.INTER_AREA)
         return label_tile(masked, camera.name) if self.options.label else masked
@@ -159,7 +162,7 @@ def run_visualize(layout: DatasetLayout, options: VideoOptions, progress: bool |
         writer = ffmpeg.write_frames(str(temporary), compose.size[::-1], fps=options.fps, codec="libx264",
                                      quality=None, macro_block_size=1, output_params=["-crf", str(CRF), "-f", "mp4"])
         writer.send(None)
-        with closing(writer), progress_bar(len(stems), "visualize", progress) as bar, \
+        with closing(writer), progress_bar(len(stems), "evc-visualize", progress) as bar, \
                 closing(prefetch_map(compose, stems, workers=options.workers, ahead=2 * options.workers)) as frames:
             for canvas, black in frames:
                 writer.send(canvas.tobytes())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .._checkpoint import Checkpoint
 
-__all__ = ["CHECKPOINTS"]
+__all__ = ["CHECKPOINTS", "DEFAULT_VARIANT"]
+
+DEFAULT_VARIANT = "resnet50"  # EasyVolcap's (torch.hub.load("PeterL1n/RobustVideoMatting", "resnet50"))
 
 _RELEASE = "https://github.com/PeterL1n/RobustVideoMatting/releases/download/v1.0.0/"
 _SIGNATURES = {"mobilenetv3": "backbone.features.0.0.weight", "resnet50": "backbone.layer1.0.conv1.weight"}
