@@ -16,7 +16,7 @@ import numpy as np
 
 from .image_io import write_image
 
-__all__ = ["TOOL", "background", "figure_mask", "main", "make_demo_dataset"]
+__all__ = ["TOOL", "background", "build_parser", "figure_mask", "main", "make_demo_dataset"]
 
 TOOL = "evc-demo"
 
@@ -65,13 +65,12 @@ def make_demo_dataset(root: str | Path, cameras: int = 3, frames: int = 8,
     return root
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m easyvolcap.demo`` and ``evc-demo``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The demo's flags: ``DATA_ROOT`` (or ``--data_root``), the capture's size, ``--calibrated``."""
     from .cli.parser import ToolParser
-    from .progress import progress_bar
 
     parser = ToolParser(prog=TOOL, description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("root", nargs="?", metavar="DATA_ROOT", help="folder to create the dataset in")
     parser.add_argument("--data_root", default=None, help="the same folder, as the other tools name it")
     parser.add_argument("--cameras", type=int, default=3, help="number of cameras")
@@ -82,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a real 3D scene: a ring of --cameras (8 or more advised) with lens distortion around "
                              "a walking body, intri.yml/extri.yml written, masks agreeing across views in "
                              "gt_masks/ (for evc-check)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m easyvolcap.demo`` and ``evc-demo``."""
+    from .progress import progress_bar
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.root and args.data_root and Path(args.root) != Path(args.data_root):
         parser.error(f"two folders given: {args.root} and --data_root {args.data_root}; give one")
