@@ -152,7 +152,7 @@ def synthesized_checkpoint(folder: Path, keys: str) -> Path:
     child process: the caller stays small, and so does the peak RSS its children inherit)."""
     path = folder / f"{keys}.pth"
     if not path.exists():
-        code = ("import sys, torch; from easyvolcap.synthetic import load_spec, synth_state_dict; "
+        code = ("import sys, torch; from easyvolcap.synthetic.weights import load_spec, synth_state_dict; "
                 "torch.save(synth_state_dict(load_spec(sys.argv[1])), sys.argv[2])")
         subprocess.run([sys.executable, "-c", code, str(PARITY / f"{keys}.keys.json"), str(path)], check=True)
     return path

@@ -491,7 +491,7 @@ class _Timer:
 
 def synthesize_weights(keys: str, out: str) -> None:
     """Save the synthetic state dict of a ``*.keys.json`` layout (the same every time)."""
-    from easyvolcap.synthetic import load_spec, synth_state_dict
+    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 
     torch.save(synth_state_dict(load_spec(keys)), out)
 

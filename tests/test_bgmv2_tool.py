@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from easyvolcap.cli.bgmv2 import main
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import read_rgb, write_image
 from easyvolcap.models.bgmv2 import MattingRefine
 from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 from easyvolcap.weights import load_checkpoint
 
 SIZES = {"00": (48, 64), "01": (48, 64), "02": (42, 58)}  # camera 02 is not a multiple of 4
