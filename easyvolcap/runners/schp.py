@@ -27,6 +27,7 @@ from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy,
 from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
 from ..layout import Camera, DatasetLayout
 from ..models.schp import MEAN_BGR, STD_BGR, LabelSet, get_palette, upsample_logits, warp_to_input
+from ..models.schp.checkpoints import crop_pass_cost
 from ..models.schp.restore import (
     Crop,
     FrameCanvas,
@@ -201,8 +202,8 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
-        "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
-        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda")
+        "schp", options.batch_size, crop_pass_cost(labels.input_size), sizes, device, dtype, lambda size: 1.0,
+        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda", model="the SCHP parser")
     outputs = partial(_outputs, layout, options)
     batches = plan_batches(layout, options.frames_per_batch, outputs, options.overwrite, report)
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])
