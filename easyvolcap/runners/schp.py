@@ -67,9 +67,13 @@ class SchpReport(RunReport):
     frames_written: int = 0
     people: int = 0
     frames_without_person: list[tuple[str, str]] = field(default_factory=list)
+    label_names: tuple[str, ...] = ()  # the parser's classes, by label index
+    palette: np.ndarray | None = None  # (classes, 3) RGB colours of the label maps written
 
     def merge(self, other: SchpReport) -> SchpReport:
         super().merge(other)
+        self.label_names = self.label_names or other.label_names
+        self.palette = self.palette if self.palette is not None else other.palette
         self.frames_written += other.frames_written
         self.people += other.people
         self.frames_without_person += other.frames_without_person
@@ -198,7 +202,7 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     sharded run writes the same bytes as one uninterrupted run.
     """
     start = time.perf_counter()
-    report = SchpReport()
+    report = SchpReport(label_names=labels.labels, palette=get_palette(labels.num_classes))
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
