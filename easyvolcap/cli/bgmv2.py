@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
+from ..models.bgmv2.checkpoints import REFINE_MODES
 from . import (
     HelpFormatter,
     Outcome,
@@ -29,7 +30,6 @@ from . import (
 __all__ = ["build_parser", "main"]
 
 TOOL = "bgmv2"
-REFINE_MODES = ("full", "sampling", "thresholding")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
+from ..models.rvm.checkpoints import DEFAULT_VARIANT, VARIANTS
 from . import (
     HelpFormatter,
     Outcome,
@@ -44,8 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
                         help="frames of one camera per forward pass; auto: chosen from the image size, the model, "
                              "the device and the machine's total memory")
-    parser.add_argument("--variant", default="resnet50", choices=("mobilenetv3", "resnet50"),
-                        help="RVM backbone")
+    parser.add_argument("--variant", default=DEFAULT_VARIANT, choices=tuple(VARIANTS), help="RVM backbone")
     parser.add_argument("--chkpt_path", default=None,
                         help="checkpoint file (default: the official file in the torch hub cache, "
                              "downloaded when missing)")
