@@ -25,7 +25,7 @@ from PIL import Image
 def images(height: int, width: int) -> dict[str, np.ndarray]:
     """A 0/255 person mask (SCHP's, the merge's), a soft alpha mask (RVM's, BGMv2's, as PNG) and an RGBA
     background (the background tool's) of the demo's picture at ``height x width``."""
-    from easyvolcap.demo import background, figure_mask
+    from easyvolcap.synthetic.capture import background, figure_mask
 
     mask = figure_mask(height, width, 0.3)
     soft = cv2.GaussianBlur(mask, (0, 0), 2.0)

@@ -12,6 +12,8 @@ as data next to their models (``models/<family>/checkpoints.py``); the networks 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from itertools import chain
 from pathlib import Path
 
 import torch
@@ -50,6 +52,25 @@ def _ready(model: nn.Module, device: torch.device | None, dtype: torch.dtype) ->
     return model.eval().to(device=device or torch.device("cpu"), dtype=dtype)
 
 
+def _on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
+    """The network built on the ``meta`` device: no memory and no random initialisation, which the checkpoint
+    would overwrite anyway (:func:`_load` gives it the file's tensors)."""
+    with torch.device("meta"):
+        return factory()
+
+
+def _load(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Give a network built by :func:`_on_meta` the checkpoint's tensors (strictly), then its constants (buffers
+    outside the state dict, rebuilt by each module's ``make_constants``)."""
+    load_strict(model, state_dict, source, assign=True)
+    for module in model.modules():
+        if hasattr(module, "make_constants"):
+            module.make_constants()
+    left = [name for name, tensor in chain(model.named_parameters(), model.named_buffers()) if tensor.is_meta]
+    if left:
+        raise RuntimeError(f"{source}: tensors not loaded: {', '.join(left[:3])}")
+
+
 def rvm(variant: str | None = None, *, checkpoint: PathLike | None = None, device: torch.device | None = None,
         dtype: torch.dtype = torch.float32) -> nn.Module:
     """Robust Video Matting (``mobilenetv3`` or ``resnet50``) with its official weights. The variant is
@@ -70,8 +91,8 @@ def rvm(variant: str | None = None, *, checkpoint: PathLike | None = None, devic
     if variant is not None and found is not None and found != variant:
         raise EvcError(f"{path}: this checkpoint is for variant {found!r}; pass the matching --variant "
                        f"(asked for {variant!r}), or leave --variant out to take the file's")
-    model = MattingNetwork(found or variant or DEFAULT_VARIANT)
-    load_strict(model, state_dict, str(path))
+    model = _on_meta(lambda: MattingNetwork(found or variant or DEFAULT_VARIANT))
+    _load(model, state_dict, str(path))
     return _ready(model, device, dtype)
 
 
@@ -91,26 +112,28 @@ def bgmv2(*, checkpoint: PathLike | None = None, backbone: str | None = None, de
     path = resolve_checkpoint(DEFAULT_CHECKPOINT, checkpoint)
     state_dict = load_checkpoint(path)
     found = recognise(set(state_dict), CHECKPOINTS)
-    model = MattingRefine(found) if found is not None else None
+    model = _on_meta(lambda: MattingRefine(found)) if found is not None else None
     if model is None or set(state_dict) != set(model.state_dict()):  # a file of no backbone: name the closest one
-        layouts = {name: frozenset(MattingRefine(name).state_dict()) for name in BACKBONES}  # this error path only
+        layouts = {name: frozenset(_on_meta(lambda name=name: MattingRefine(name)).state_dict())
+                   for name in BACKBONES}  # this error path only
         identify_layout(state_dict, layouts, str(path))
     if backbone is not None and backbone != found:
         raise EvcError(f"{path}: a BGMv2 {found} checkpoint, but backbone {backbone} was asked")
-    load_strict(model, state_dict, str(path))
+    _load(model, state_dict, str(path))
     return _ready(model, device, dtype)
 
 
 def schp(dataset: str = "cihp", *, checkpoint: PathLike | None = None, checkpoint_dir: PathLike | None = None,
          device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The SCHP ResNet-101 parser of ``dataset`` (``cihp``, ``lip``, ``atr``, ``pascal``), from ``checkpoint``,
-    else its official file name in ``checkpoint_dir``, else in the hub cache. Its label set, input size
-    and normalisation are ``models.schp.checkpoints.CHECKPOINTS[dataset]``.
+    else its official file name in ``checkpoint_dir``, else in the hub cache. Its label set (classes, input
+    size) is the returned network's ``label_set``; its normalisation is in
+    ``models.schp.checkpoints.CHECKPOINTS[dataset]``.
 
     Raises:
         EvcError: the file is missing or unreadable, or its class count is another dataset's (both named).
     """
-    from .models.schp import schp_resnet101
+    from .models.schp import label_set, schp_resnet101
     from .models.schp.checkpoints import CHECKPOINTS, CLASSES_KEY
 
     if dataset not in CHECKPOINTS:
@@ -126,8 +149,9 @@ def schp(dataset: str = "cihp", *, checkpoint: PathLike | None = None, checkpoin
         fits = [name for name, c in CHECKPOINTS.items() if len(c.classes) == classes] or ["none"]
         raise EvcError(f"{path}: a {classes}-class SCHP checkpoint (dataset {' or '.join(fits)}), but --dataset "
                        f"{dataset} has {len(declared.classes)} classes")
-    model = schp_resnet101(num_classes=len(declared.classes))
-    load_strict(model, state_dict, str(path))
+    model = _on_meta(lambda: schp_resnet101(num_classes=len(declared.classes)))
+    _load(model, state_dict, str(path))
+    model.label_set = label_set(dataset)  # the classes and input size the runner needs
     return _ready(model, device, dtype)
 
 

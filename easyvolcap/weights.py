@@ -70,8 +70,9 @@ def _sha256(path: Path) -> str:
 def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file without running code in it, and return its cleaned state dict.
 
-    Pickled checkpoints load with ``weights_only=True``; TorchScript archives are read by
-    :mod:`easyvolcap.torchscript_archive`, which never runs the archive's code.
+    Pickled checkpoints load with ``weights_only=True``, memory-mapped (the file's pages are read as the
+    weights are used, not copied first) where the file is of torch's zip format; TorchScript archives are
+    read by :mod:`easyvolcap.torchscript_archive`, which never runs the archive's code.
 
     Raises:
         EvcError: the file is not a torch checkpoint, is corrupt, or holds no tensors.
@@ -81,7 +82,12 @@ def load_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             return clean_state_dict(read_torchscript_tensors(path), source=str(path))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # pickle-protocol chatter on garbage input
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+            try:
+                obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error):
+                    raise
+                obj = torch.load(str(path), map_location="cpu", weights_only=True)  # torch's legacy format
     except OSError as error:
         raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
     except Exception as error:  # the unpickler raises anything on foreign bytes: all mean "not weights"
@@ -109,11 +115,12 @@ def clean_state_dict(obj: object, source: str = "checkpoint") -> dict[str, torch
 
 
 def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
-                known_layouts: Mapping[str, set[str]] | None = None) -> None:
+                known_layouts: Mapping[str, set[str]] | None = None, assign: bool = False) -> None:
     """Load ``state_dict`` into ``model`` requiring the exact key set and shapes.
 
     ``known_layouts`` maps variant names to their key sets; when the keys match another variant,
-    the error says which one the file looks like.
+    the error says which one the file looks like. ``assign``: the model takes the file's tensors
+    themselves (for a model built on the ``meta`` device, without memory or initialisation).
 
     Raises:
         EvcError: missing or unexpected keys, or a shape mismatch, named in the message.
@@ -134,7 +141,7 @@ def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source
         if tuple(state_dict[key].shape) != tuple(value.shape):
             raise EvcError(f"{source}: {key} has shape {tuple(state_dict[key].shape)}, "
                            f"the model expects {tuple(value.shape)}")
-    model.load_state_dict(state_dict, strict=True)
+    model.load_state_dict(state_dict, strict=True, assign=assign)
 
 
 def identify_layout(state_dict: Mapping[str, torch.Tensor], layouts: Mapping[str, frozenset[str]], source: str) -> str:

@@ -10,8 +10,8 @@ import torch
 
 from easyvolcap import pretrained
 from easyvolcap.cli import check
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.errors import EvcError
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 
 def flags_named(message: str) -> set[str]:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from easyvolcap.check_picture import LETTERS, OVERLAY_KEY, _colour, picture_key, write_check_picture
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.preview import GAP, LABEL_WIDTH, TILE, TITLE_HEIGHT, contact_sheet
 from easyvolcap.progress import INTERVAL_ENV
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 
 def ink(region: np.ndarray) -> int:

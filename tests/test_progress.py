@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.parallel import BackgroundWriter
 from easyvolcap.progress import INTERVAL_ENV, Progress, progress_bar
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^([\w-]+): (\d+)/(\d+) frames \((\d+)%\) in \d+:\d\d, [\d.e-]+ frames/s(, ETA \d+:\d\d)?$")

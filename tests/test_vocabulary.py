@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from easyvolcap.cli import backgrounds, bgmv2, check, invert, merge, rvm, schp, visualize
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.image_io import write_image
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = {"rvm": rvm, "bgmv2": bgmv2, "schp": schp, "bkgd": backgrounds, "merge": merge, "invert": invert,

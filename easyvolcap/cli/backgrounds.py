@@ -20,7 +20,7 @@ from . import (
     run_main,
     with_preview,
 )
-from .parser import ToolParser, extension, fraction
+from .flags import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
+from ..models.bgmv2.checkpoints import REFINE_MODES
 from . import (
     HelpFormatter,
     Outcome,
@@ -25,12 +26,11 @@ from . import (
     run_main,
     with_preview,
 )
-from .parser import ToolParser, extension
+from .flags import ToolParser, extension
 
 __all__ = ["build_parser", "main"]
 
 TOOL = "evc-bgmv2"  # its one name in usage, errors, progress and summary
-REFINE_MODES = ("full", "sampling", "thresholding")
 
 
 def build_parser() -> argparse.ArgumentParser:

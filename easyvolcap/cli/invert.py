@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 from ..layout import MASK_TYPES
 from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
+from .flags import ToolParser, extension, fraction
 from .mask_folders import add_mask_dataset_args, discover_masks
-from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 

@@ -11,8 +11,8 @@ from ..image_io import MASK_EXTENSIONS
 from ..layout import MASK_TYPES
 from . import HelpFormatter, Outcome, add_run_args, examples, run_main, with_preview
 from .backgrounds import non_negative_int
+from .flags import ToolParser, extension, fraction
 from .mask_folders import add_mask_dataset_args, discover_masks
-from .parser import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 

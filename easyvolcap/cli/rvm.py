@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
+from ..models.rvm.checkpoints import DEFAULT_VARIANT, VARIANTS
 from . import (
     HelpFormatter,
     Outcome,
@@ -23,7 +24,7 @@ from . import (
     run_main,
     with_preview,
 )
-from .parser import ToolParser, extension
+from .flags import ToolParser, extension
 
 __all__ = ["build_parser", "main"]
 
@@ -46,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=batch_or_auto, default="auto", metavar="auto|N",
                         help="frames of one camera per forward pass; auto: chosen from the image size, the model, "
                              "the device and the machine's total memory")
-    parser.add_argument("--variant", default=None, choices=("mobilenetv3", "resnet50"),
-                        help="RVM backbone (default: recognised from --chkpt_path's weights; resnet50 without one)")
+    parser.add_argument("--variant", default=None, choices=tuple(VARIANTS),
+                        help=f"RVM backbone (default: recognised from --chkpt_path's weights; {DEFAULT_VARIANT} "
+                             "without one)")
     parser.add_argument("--chkpt_path", default=None,
                         help="checkpoint file (default: the official file in the torch hub cache, "
                              "downloaded when missing)")

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import EvcError
 from ..layout import MASK_TYPES, DatasetLayout
 from . import HelpFormatter, Outcome, examples, number_in, positive_int, run_main
-from .parser import ToolParser, extension, fraction
+from .flags import ToolParser, extension, fraction
 
 __all__ = ["build_parser", "main"]
 

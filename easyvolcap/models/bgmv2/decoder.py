@@ -3,7 +3,8 @@
 The ASPP is torchvision's DeepLabV3 ``ASPP(in_channels, [3, 6, 9])``: a 1x1 branch, three atrous
 3x3 branches, a global-pooling branch, then a 1x1 projection to 256 channels, BN, ReLU and
 ``Dropout(0.5)`` (a no-op in eval). Its submodule names (``convs.N``, ``project``) are the official
-``aspp.*`` keys, so it is used as is.
+``aspp.*`` keys; it is written out here rather than imported, since importing torchvision's model zoo
+costs a second or more at every start.
 """
 
 from __future__ import annotations
@@ -13,9 +14,40 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.segmentation.deeplabv3 import ASPP
 
 __all__ = ["ASPP", "Decoder"]
+
+
+class _Pooling(nn.Sequential):
+    """The global branch: average, 1x1 conv, BN, ReLU, stretched back to the input's size (bilinear)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(super().forward(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding=dilation if kernel_size > 1 else 0,
+                                   dilation=dilation, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLabV3): a 1x1 branch, one atrous 3x3 branch per rate and the global
+    branch, concatenated and projected to ``out_channels``."""
+
+    def __init__(self, in_channels: int, atrous_rates: Sequence[int], out_channels: int = 256) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([_conv_bn_relu(in_channels, out_channels, 1),
+                                    *(_conv_bn_relu(in_channels, out_channels, 3, rate) for rate in atrous_rates),
+                                    _Pooling(in_channels, out_channels)])
+        self.project = nn.Sequential(nn.Conv2d(len(self.convs) * out_channels, out_channels, 1, bias=False),
+                                     nn.BatchNorm2d(out_channels), nn.ReLU(), nn.Dropout(0.5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.convs], dim=1))
 
 
 class Decoder(nn.Module):

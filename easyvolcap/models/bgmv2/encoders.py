@@ -1,4 +1,4 @@
-"""BGMv2 backbones: torchvision ResNet-50/101 and MobileNetV2 taking a 6-channel input.
+"""BGMv2 backbones: ResNet-50/101 and MobileNetV2 (torchvision's module names) taking a 6-channel input.
 
 Both take ``x = cat[src, bgr]`` ``[B, 6, H, W]`` (two RGB images in [0, 1], no ImageNet
 normalization) and return five feature maps, shallowest first:
@@ -19,13 +19,13 @@ follow torchvision, which is what the official checkpoints store under ``backbon
 
 from __future__ import annotations
 
-from torch import Tensor, nn
-from torchvision.models.mobilenetv2 import MobileNetV2
-from torchvision.models.resnet import Bottleneck, ResNet
+from torch import Tensor
+
+from ..backbones import MobileNetV2, ResNet
 
 __all__ = ["MobileNetV2Encoder", "ResNetEncoder"]
 
-_RESNET_LAYERS = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3]}
+_RESNET_LAYERS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 
 
 class ResNetEncoder(ResNet):
@@ -38,12 +38,7 @@ class ResNetEncoder(ResNet):
     def __init__(self, variant: str = "resnet50", in_channels: int = 6) -> None:
         if variant not in _RESNET_LAYERS:
             raise ValueError(f"Unknown ResNet variant {variant!r}; expected one of {tuple(_RESNET_LAYERS)}.")
-        super().__init__(Bottleneck, _RESNET_LAYERS[variant], replace_stride_with_dilation=[False, False, True])
-        # Reassigning an existing attribute keeps its place in the state dict (``backbone.conv1`` first).
-        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
-        del self.avgpool
-        del self.fc
+        super().__init__(_RESNET_LAYERS[variant], dilate=(False, False, True), in_channels=in_channels)
         self.channels = (in_channels, 64, 256, 512, 2048)
 
     def forward(self, x: Tensor) -> list[Tensor]:
@@ -58,16 +53,14 @@ class MobileNetV2Encoder(MobileNetV2):
     """MobileNetV2 features with a ``in_channels``-channel first conv and the last 1280-channel conv removed.
 
     ``features[14]`` (the first 160-channel block) keeps stride 1 instead of 2, and the depthwise
-    convs of ``features[15..17]`` get dilation 2 (padding 2). ``classifier`` is removed.
+    convs of ``features[15..17]`` get dilation 2 (padding 2).
     ``forward(x)``: ``x`` is ``[B, in_channels, H, W]``; returns ``[x0, x1, x2, x3, x4]`` (module docstring).
     """
 
     _taps = (1, 3, 6, 17)  # outputs of these feature blocks are x1..x4
 
     def __init__(self, in_channels: int = 6) -> None:
-        super().__init__()
-        self.features[0][0] = nn.Conv2d(in_channels, 32, kernel_size=3, stride=2, padding=1, bias=False)
-        nn.init.kaiming_normal_(self.features[0][0].weight, mode="fan_out")
+        super().__init__(in_channels)
         del self.features[18]  # the 1x1 conv to 1280 channels; keys "0".."17" are kept
         # Dilate the last stage instead of striding it. Only the depthwise 3x3 conv (conv[1][0]) of each
         # block has a spatial extent; changing its attributes leaves the parameters (and keys) untouched.
@@ -76,7 +69,6 @@ class MobileNetV2Encoder(MobileNetV2):
         for block in self.features[15:]:
             block.conv[1][0].dilation = (2, 2)
             block.conv[1][0].padding = (2, 2)
-        del self.classifier
         self.channels = (in_channels, 16, 24, 32, 320)
 
     def forward(self, x: Tensor) -> list[Tensor]:
