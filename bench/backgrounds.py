@@ -65,8 +65,8 @@ def child(mode: str, root: Path, method: str) -> None:
     if mode == "baseline":
         baseline(root)
     else:
-        main(["--data_root", str(root), "--jump", "1", "--method", method, "--overwrite", "--bkgd_dir", "bench",
-              "--no_preview"])
+        main(["--data_root", str(root), "--masks_dir", "mask", "--jump", "1", "--method", method, "--overwrite",
+              "--bkgd_dir", "bench", "--no_preview"])
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"seconds": seconds, "peak_rss": peak}))

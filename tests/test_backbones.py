@@ -58,6 +58,7 @@ CASES = {  # name: (ours, torchvision's equivalent, input channels)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.slow
 def test_backbone_equals_torchvisions(name):
     ours_factory, theirs_factory, channels = CASES[name]
     ours, theirs = ours_factory().eval(), theirs_factory().eval()
@@ -80,6 +81,7 @@ def test_backbone_equals_torchvisions(name):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_aspp_equals_torchvisions():
     from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
 
@@ -96,6 +98,7 @@ def test_aspp_equals_torchvisions():
         assert torch.equal(ours(x), theirs(x))
 
 
+@pytest.mark.slow
 def test_the_models_import_no_torchvision():
     """torchvision's model zoo costs a second or more to import: the matting and parsing networks do without."""
     import subprocess

@@ -234,6 +234,7 @@ def test_median_stays_within_its_memory_budget_across_band_counts(tmp_path, fram
     assert bands == [32, 11, 4, 1]
 
 
+@pytest.mark.slow
 def test_median_too_large_for_the_budget_is_refused_before_any_work(tmp_path, capsys):
     root = one_camera(tmp_path / "d", 60)
     args = ["--masks_dir", "mask", "--jump", "1", "--method", "median", "--workers", "1", "--no_preview"]

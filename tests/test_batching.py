@@ -122,6 +122,7 @@ def test_cli_defaults_and_auto_flag():
     assert bgmv2.build_parser().parse_args([*base, "--batch_size", "auto"]).batch_size is None
 
 
+@pytest.mark.slow
 def test_rvm_summary_names_the_auto_batch_and_too_little_memory_is_one_line(dataset, rvm_checkpoints, capsys,
                                                                             monkeypatch):
     from easyvolcap.cli.rvm import main

@@ -27,6 +27,7 @@ def workload(spec: dict) -> dict:
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2", "schp"])
+@pytest.mark.slow
 def test_tool_model_and_peer_workloads(tmp_path, tool):
     root = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(48, 64), odd_size=None)
     write_image(root / "bkgd" / "00.png", background(48, 64, seed=0))
@@ -116,6 +117,7 @@ def test_cuda_check_compares_masks_within_the_stated_tolerance():
     assert not ok and "3.00%" in text
 
 
+@pytest.mark.slow
 def test_cuda_check_logic_runs_on_the_cpu(tmp_path, monkeypatch):
     """The whole check on the CPU with tiny frames: datasets, reference, runs, an injected out-of-memory error
     that the back-off absorbs, mask comparison and the table."""
@@ -154,6 +156,7 @@ def test_matting_rows_print_defaults_tuned_and_peers_as_table_and_markdown(monke
     assert len(run_all.combined([], [row]).splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_check_bench_child_and_accuracy_scene(tmp_path):
     """``bench/check.py``'s timed child runs the tool and reports its numbers; ``bench/check_accuracy.py``'s
     scoring of one scene (``easyvolcap.synthetic.scene.check_scene``) gives every mask a record, repairs of the flagged
@@ -169,3 +172,10 @@ def test_check_bench_child_and_accuracy_scene(tmp_path):
     records = check_scene(5, 1, 0)
     assert len(records) == 10 and sum(r["kind"] != "clean" for r in records) == 2
     assert all("iou" in r for r in records if r["kind"] != "clean" and r["flags"])
+
+
+def test_png_bench_measures_every_encoder_on_every_image():
+    out = subprocess.run([sys.executable, str(BENCH / "png.py"), "--size", "36", "64", "--count", "1", "--repeat", "1"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    assert out[0].split()[:4] == ["image", "encoder", "ms", "bytes"] and len(out) == 1 + 3 * 3
+    assert {line.split("  ")[0] for line in out[1:]} == {"mask 0/255", "mask soft", "background RGBA"}

@@ -89,6 +89,7 @@ def test_load_strict_refuses_another_backbone_naming_its_keys(bgm: Fixture) -> N
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_base(bgm: Fixture) -> None:
     pha, fgr, err, hid = bgm.base(bgm.src, bgm.bgr)
     bgm.check("base_pha", pha)
@@ -100,6 +101,7 @@ def test_base(bgm: Fixture) -> None:
 
 @pytest.mark.parametrize("mode", REFINE_MODES)
 @torch.no_grad()
+@pytest.mark.slow
 def test_refine(bgm: Fixture, mode: str) -> None:
     with refiner_settings(bgm.refine, mode=mode) as model:
         outputs = model(bgm.src, bgm.bgr)
@@ -111,6 +113,7 @@ def test_refine(bgm: Fixture, mode: str) -> None:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_nothing_selected_upsamples_the_coarse_matte(bgm: Fixture) -> None:
     with refiner_settings(bgm.refine, mode="thresholding", threshold=1.0) as model:  # err <= 1, never > 1
         pha, _fgr, pha_sm, *_, ref_sm = model(bgm.src, bgm.bgr)
@@ -120,6 +123,7 @@ def test_nothing_selected_upsamples_the_coarse_matte(bgm: Fixture) -> None:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_refining_every_block_equals_full_mode(bgm: Fixture) -> None:
     """The patch path (crop, convolve, paste) is the full-image path cut into 4x4 blocks."""
     with refiner_settings(bgm.refine, mode="full") as model:
@@ -150,6 +154,7 @@ def test_argument_validation() -> None:
 
 @pytest.mark.parametrize("mode", REFINE_MODES)
 @torch.no_grad()
+@pytest.mark.slow
 def test_kernel_size_1_shapes(mode: str) -> None:
     model = MattingRefine("mobilenetv2", refine_mode=mode, refine_kernel_size=1, refine_sample_pixels=320).eval()
     assert model.refiner.conv1.weight.shape == (24, 42, 1, 1)

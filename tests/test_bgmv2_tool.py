@@ -67,6 +67,7 @@ def assert_close(got: np.ndarray, want: np.ndarray, where: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["sampling", "full", "thresholding"])
+@pytest.mark.slow
 def test_masks_equal_the_model_on_each_image(scene, bgmv2_checkpoints, mode, capsys):
     checkpoint = bgmv2_checkpoints["pytorch_mobilenetv2"]
     assert run(scene, checkpoint, "--refine_mode", mode, "--refine_sample_pixels", "640", "--batch_size", "3") == 0
@@ -82,6 +83,7 @@ def test_masks_equal_the_model_on_each_image(scene, bgmv2_checkpoints, mode, cap
             assert_close(got, want, f"{camera}/{frame.name}")
 
 
+@pytest.mark.slow
 def test_torchscript_exports_load_into_our_model(scene, bgmv2_checkpoints, capsys):
     assert run(scene, bgmv2_checkpoints["pytorch_mobilenetv2"], "--mask_dir", "plain") == 0
     assert run(scene, bgmv2_checkpoints["torchscript_mobilenetv2_fp32"], "--mask_dir", "ts32") == 0
@@ -95,6 +97,7 @@ def test_torchscript_exports_load_into_our_model(scene, bgmv2_checkpoints, capsy
 
 
 @pytest.mark.parametrize("backbone", ["resnet50", "resnet101"])
+@pytest.mark.slow
 def test_backbone_is_recognised_from_the_file(scene, bgmv2_checkpoints, backbone, capsys):
     assert run(scene, bgmv2_checkpoints[f"pytorch_{backbone}"], "--only", "02") == 0
     assert f"{backbone}, sampling" in capsys.readouterr().out
@@ -120,6 +123,7 @@ def test_default_checkpoint_missing_says_where_to_get_it(scene, tmp_path, monkey
     assert "torchscript_resnet101_fp32.pth" in err and "BackgroundMattingV2#download" in err
 
 
+@pytest.mark.slow
 def test_background_lookup_order_and_faults(scene, bgmv2_checkpoints, capsys):
     checkpoint = bgmv2_checkpoints["pytorch_mobilenetv2"]
     bkgd = scene / "bkgd"
@@ -148,6 +152,7 @@ def test_background_lookup_order_and_faults(scene, bgmv2_checkpoints, capsys):
     assert run(scene, checkpoint, "--overwrite", "--resize_bkgd") == 0
 
 
+@pytest.mark.slow
 def test_resume_is_byte_identical_and_rewrites_nothing_done(scene, bgmv2_checkpoints, capsys):
     checkpoint = bgmv2_checkpoints["pytorch_mobilenetv2"]
     assert run(scene, checkpoint, "--batch_size", "3", "--fgr_dir", "fgr") == 0

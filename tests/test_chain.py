@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import cv2
+import pytest
 
 from easyvolcap.cli import backgrounds, bgmv2, rvm
 from easyvolcap.synthetic.capture import make_demo_dataset
 
 
+@pytest.mark.slow
 def test_masks_then_backgrounds_then_bgmv2(tmp_path, rvm_checkpoints, bgmv2_checkpoints, capsys):
     data = make_demo_dataset(tmp_path / "data", cameras=3, frames=6, size=(48, 64), odd_size=(42, 58))
     common = ["--data_root", str(data), "--workers", "2"]
@@ -27,6 +29,7 @@ def test_masks_then_backgrounds_then_bgmv2(tmp_path, rvm_checkpoints, bgmv2_chec
         assert background.shape == (*size, 4)
 
 
+@pytest.mark.slow
 def test_calibrated_chain_masks_check_repair_backgrounds_bgmv2_review(tmp_path, rvm_checkpoints, bgmv2_checkpoints,
                                                                       capsys):
     """The readme's calibrated chain: RVM -> check with repair -> backgrounds from the repaired masks -> BGMv2

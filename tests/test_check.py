@@ -14,12 +14,17 @@ import pytest
 import torch
 
 from easyvolcap.calibration import field_radius2, project, read_calibration, viewing_box, write_calibration
-from easyvolcap.cli.check import main
+from easyvolcap.cli import check
 from easyvolcap.errors import EvcError
 from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
 from easyvolcap.synthetic.scene import CORRUPTIONS, check_scene, corrupt, make_scene, write_scene
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
+
+
+def main(argv: list[str]) -> int:
+    """The check on the scenes' ``masks/`` folder (the tool's default input is RVM's ``rvm/``)."""
+    return check.main(["--masks_dir", "masks", *argv])
 SIZE = (150, 200)
 
 
@@ -57,6 +62,7 @@ def scene_outcomes():
     return {scene: _scene_check(*scene) for scene in SCENES}
 
 
+@pytest.mark.slow
 def test_corrupted_masks_are_flagged_and_clean_ones_are_not(scene_outcomes):
     """>= 95% of the corrupted masks flagged, every kind at least 90%, <= 1% of the clean (and harmlessly noisy:
     eroded, dilated, soft JPEG) ones, with up to a quarter of the cameras of a frame corrupted at once."""
@@ -71,6 +77,7 @@ def test_corrupted_masks_are_flagged_and_clean_ones_are_not(scene_outcomes):
     assert len(corrupted) >= 50 and len(clean) >= 150
 
 
+@pytest.mark.slow
 def test_flags_name_the_fault(scene_outcomes):
     """The flag names the fault: an emptied mask ``empty``, a displaced one ``misaligned``, a cut-off lower body
     ``missing`` (not ``extra``), an added blob or bystander ``extra`` (and not ``missing`` or ``misaligned``)."""
@@ -83,6 +90,7 @@ def test_flags_name_the_fault(scene_outcomes):
                    for scene in SCENES for kind, flags in scene_outcomes[scene][0]), "extra read as a shift or a gap"
 
 
+@pytest.mark.slow
 def test_repairs_raise_the_iou_and_remove_extra_parts(scene_outcomes):
     gains = [gain for scene in SCENES for gain in scene_outcomes[scene][1]]
     assert len(gains) >= 50
@@ -170,6 +178,7 @@ def _rewrite(path: Path, old: str, new: str) -> None:
     ("no_T", "extri.yml: camera key T_03 missing"),
     ("wrong_size", "mask is 120x90, but"),
 ])
+@pytest.mark.slow
 def test_calibration_faults_are_one_line_errors(tmp_path, fault, message):
     root = _dataset(tmp_path, cameras=5, frames=1)
     intri, extri = root / "intri.yml", root / "extri.yml"
@@ -186,8 +195,8 @@ def test_calibration_faults_are_one_line_errors(tmp_path, fault, message):
         _rewrite(extri, "T_03:", "Q_03:")
     elif fault == "wrong_size":
         _rewrite(intri, "H_02: 90", "H_02: 80")
-    out = subprocess.run([sys.executable, str(SCRIPT), "--data_root", str(root), "--no_preview"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, str(SCRIPT), "--data_root", str(root), "--masks_dir", "masks",
+                          "--no_preview"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     lines = [line for line in out.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and message in lines[0], out.stderr
@@ -248,6 +257,7 @@ def test_a_mask_cannot_vouch_for_itself():
     assert _vote(fg, seen, torch.ones(4), 0.7)[:, 0].tolist() == [False, False, False, True]
 
 
+@pytest.mark.slow
 def test_limb_sized_extra_blob_is_flagged_in_every_camera():
     """A limb-sized blob (~12% of the silhouette) in four cameras in turn is flagged ``extra`` (and not also
     ``missing`` or ``misaligned``)."""

@@ -51,6 +51,7 @@ def layout(tiny_capture) -> DatasetLayout:
 
 
 @pytest.mark.parametrize("tool", RUNS)
+@pytest.mark.slow
 def test_outputs_are_synced_before_the_rename_in_writer_threads(layout, tool, monkeypatch):
     """Every output's data reaches the disk before its name does, and no sync waits in the thread that
     runs the model."""
@@ -72,6 +73,7 @@ def test_outputs_are_synced_before_the_rename_in_writer_threads(layout, tool, mo
 
 
 @pytest.mark.parametrize("tool", RUNS)
+@pytest.mark.slow
 def test_a_zero_length_output_is_redone(layout, tool):
     """A renamed but empty file (what a power loss can leave without a sync) counts as missing."""
     folder, run = RUNS[tool]

@@ -84,6 +84,7 @@ def test_unreadable_image_names_the_file_and_keeps_old_outputs(data, tool, conte
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bkgd"], indirect=True)
+@pytest.mark.slow
 def test_output_folder_that_cannot_be_created(data, tool, capsys):
     name, run = tool
     output = data / ("rvm" if name == "rvm" else "bkgd_out")
@@ -93,6 +94,7 @@ def test_output_folder_that_cannot_be_created(data, tool, capsys):
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2", "bkgd"], indirect=True)
+@pytest.mark.slow
 def test_disk_full_is_reported_and_leaves_nothing_partial(data, tool, capsys, monkeypatch):
     name, run = tool
 
@@ -106,6 +108,7 @@ def test_disk_full_is_reported_and_leaves_nothing_partial(data, tool, capsys, mo
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bkgd"], indirect=True)
+@pytest.mark.slow
 def test_paths_with_spaces_and_non_ascii(tmp_path, tool, capsys):
     name, run = tool
     root = make_demo_dataset(tmp_path / "my data ü", cameras=2, frames=2, size=(32, 48), odd_size=None)
@@ -133,6 +136,7 @@ def test_invalid_flag_values(data, tool, flag, capsys):
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bkgd"], indirect=True)
+@pytest.mark.slow
 def test_every_pixel_format_is_processed(tmp_path, tool, capsys):
     """Grayscale and CMYK JPEG, RGBA, 16-bit and palette PNG, an EXIF-rotated JPEG: one camera, all processed."""
     from PIL import Image

@@ -68,6 +68,7 @@ def test_a_corrupt_or_odd_sized_jpeg_is_named(tmp_path):
         device.load((layout.cameras[0], 2))
 
 
+@pytest.mark.slow
 def test_rvm_and_bgmv2_write_the_same_masks_either_way(tmp_path, rvm_checkpoints, bgmv2_checkpoints):
     from easyvolcap.models.bgmv2 import MattingRefine
     from easyvolcap.models.rvm import MattingNetwork

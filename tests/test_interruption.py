@@ -76,6 +76,7 @@ def checkpoints(rvm_checkpoints, bgmv2_checkpoints) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2"])
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(data, checkpoints, tool):
     reference = subprocess.run(command(tool, data, checkpoints, "reference"), capture_output=True, text=True)
     assert reference.returncode == 0, reference.stderr
@@ -92,6 +93,7 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(data, checkpoints, tool)
     assert files(data / "out") == files(data / "reference")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_after_the_pass_in_flight_saying_how_far_it_got(data, checkpoints):
     process = start(command("rvm", data, checkpoints, "out"))
     wait_for(data / "out" / "02", 4, process)

@@ -71,6 +71,7 @@ def test_contact_sheet_key_shows_each_colour_with_its_meaning():
     assert np.array_equal(keyed[-(TILE[0] + GAP):, LABEL_WIDTH:], plain[-(TILE[0] + GAP):, LABEL_WIDTH:])
 
 
+@pytest.mark.slow
 def test_schp_preview_has_a_key_of_the_labels_it_shows(tmp_path, schp_checkpoints, capsys):
     from easyvolcap.cli import schp
     from easyvolcap.image_io import read_gray
@@ -92,6 +93,7 @@ def test_schp_preview_has_a_key_of_the_labels_it_shows(tmp_path, schp_checkpoint
         assert (distance < 30).sum() >= 50, label
 
 
+@pytest.mark.slow
 def test_calibrated_demo_reports_progress(tmp_path):
     env = {**os.environ, INTERVAL_ENV: "0"}
     done = subprocess.run([sys.executable, "-m", "easyvolcap.demo", "--data_root", str(tmp_path / "ring"),

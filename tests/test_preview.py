@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from easyvolcap.cli import backgrounds, rvm
 from easyvolcap.preview import GAP, LABEL_WIDTH, MAX_CAMERAS, TEXT_HEIGHT, TILE, TITLE_HEIGHT, contact_sheet, spread
@@ -29,6 +30,7 @@ def tile(sheet: np.ndarray, r: int, c: int) -> np.ndarray:
     return sheet[top:top + TILE[0], left:left + TILE[1]]
 
 
+@pytest.mark.slow
 def test_rvm_writes_one_row_per_camera_and_frames_over_time(tmp_path, rvm_checkpoints, capsys):
     data = make_demo_dataset(tmp_path / "d", cameras=3, frames=9, size=(48, 64), odd_size=(40, 56))
     assert rvm.main(["--data_root", str(data), "--variant", "mobilenetv3", "--device", "cpu",

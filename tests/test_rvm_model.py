@@ -65,12 +65,14 @@ def test_load_strict_refuses_the_other_variant_naming_its_keys(rvm: Fixture) -> 
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_time_series(rvm: Fixture) -> None:
     outputs = rvm.model(rvm.src, downsample_ratio=0.5)
     rvm.check("ts_dr050", ("fgr", "pha", *STATE_NAMES), outputs)
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_frame_by_frame_feeds_states_back(rvm: Fixture) -> None:
     rec: list[torch.Tensor | None] = [None] * 4
     alphas = []
@@ -81,6 +83,7 @@ def test_frame_by_frame_feeds_states_back(rvm: Fixture) -> None:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_segmentation_pass(rvm: Fixture) -> None:
     seg, *rec = rvm.model(rvm.src, downsample_ratio=0.5, segmentation_pass=True)
     rvm.check("seg_dr050", ("seg",), [seg])
@@ -88,18 +91,21 @@ def test_segmentation_pass(rvm: Fixture) -> None:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_full_resolution_skips_refiner(rvm: Fixture) -> None:
     outputs = rvm.model(rvm.src[:1, :2], downsample_ratio=1.0)
     rvm.check("sub_dr100", ("fgr", "pha", *STATE_NAMES), outputs)
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_non_integer_downsample_size(rvm: Fixture) -> None:
     fgr, pha, *_ = rvm.model(rvm.src[:1, :2], downsample_ratio=0.4)  # runs at 38 x 51
     rvm.check("sub_dr040", ("fgr", "pha"), [fgr, pha])
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_fast_guided_filter(rvm: Fixture) -> None:
     model = MattingNetwork(rvm.variant, refiner="fast_guided_filter").eval()
     with pytest.raises(RuntimeError, match=r"refiner\.box_filter\.weight"):
@@ -110,6 +116,7 @@ def test_fast_guided_filter(rvm: Fixture) -> None:
 
 
 @torch.no_grad()
+@pytest.mark.slow
 def test_single_frame_equals_clip_of_one(rvm: Fixture) -> None:
     frame = rvm.src[:, 0]  # [2, 3, 96, 128]
     single = rvm.model(frame, downsample_ratio=0.5)

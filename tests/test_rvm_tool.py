@@ -54,6 +54,7 @@ def test_clips_cover_every_frame_once_in_order(length, batch):
     assert all(1 <= len(clip) <= batch for clip in clips)
 
 
+@pytest.mark.slow
 def test_a_cameras_masks_do_not_depend_on_the_other_cameras(dataset, rvm_checkpoints):
     checkpoint = rvm_checkpoints["mobilenetv3"]
     assert run(dataset, checkpoint, "--mask_ext", ".png", "--batch_size", "3", "--mask_dir", "all") == 0
@@ -71,6 +72,7 @@ def assert_masks_close(got: np.ndarray, want: np.ndarray, where: str) -> None:
 
 
 @pytest.mark.parametrize("variant, ratio", [("mobilenetv3", "auto"), ("resnet50", "0.5")])
+@pytest.mark.slow
 def test_masks_equal_frame_by_frame_run_of_each_camera(dataset, rvm_checkpoints, variant, ratio, capsys):
     assert run(dataset, rvm_checkpoints[variant], "--mask_ext", ".png", "--batch_size", "4",
                "--downsample_ratio", ratio, variant=variant) == 0
@@ -87,6 +89,7 @@ def test_masks_equal_frame_by_frame_run_of_each_camera(dataset, rvm_checkpoints,
     assert len(out) == 1 and out[0].startswith(f"evc-rvm: wrote 15 masks to {dataset / 'rvm'} (3 cameras processed")
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_results(dataset, rvm_checkpoints):
     results = []
     for batch in ("1", "3", "64"):
@@ -100,6 +103,7 @@ def test_batch_size_does_not_change_results(dataset, rvm_checkpoints):
         assert_masks_close(decoded[2], decoded[0], name)
 
 
+@pytest.mark.slow
 def test_jpg_masks_and_foregrounds(dataset, rvm_checkpoints):
     assert run(dataset, rvm_checkpoints["mobilenetv3"], "--fgr_dir", "fgr", "--quality", "90") == 0
     mask = cv2.imread(str(dataset / "rvm" / "02" / "000004.jpg"), cv2.IMREAD_UNCHANGED)
@@ -109,6 +113,7 @@ def test_jpg_masks_and_foregrounds(dataset, rvm_checkpoints):
     assert len(list((dataset / "fgr").rglob("*.jpg"))) == 15
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_cameras_and_fills_in_missing_files(dataset, rvm_checkpoints, capsys):
     checkpoint = rvm_checkpoints["mobilenetv3"]
     assert run(dataset, checkpoint, "--mask_ext", ".png", "--batch_size", "6") == 0
@@ -129,6 +134,7 @@ def test_resume_skips_complete_cameras_and_fills_in_missing_files(dataset, rvm_c
     assert read_masks(dataset / "rvm") == full
 
 
+@pytest.mark.slow
 def test_cameras_with_different_frame_counts_and_names(dataset, rvm_checkpoints):
     for frame in sorted((dataset / "images" / "01").iterdir())[2:]:
         frame.unlink()
@@ -198,6 +204,7 @@ def test_empty_masks_are_counted_and_named(dataset, capsys):
     assert report.masks_written == 15
 
 
+@pytest.mark.slow
 def test_recurrent_state_survives_grouping_out_of_memory_and_resume(dataset, capsys):
     """Masks equal the frame-by-frame definition for any batch size, after OOM back-offs, and when a
     partly done camera is resumed (replayed from its first frame) under a back-off."""
@@ -229,6 +236,7 @@ def test_recurrent_state_survives_grouping_out_of_memory_and_resume(dataset, cap
      "000003.jpg: not a readable image"),
     (lambda d: None, ["--only", "07"], "no camera folder '07'"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_nonzero(dataset, rvm_checkpoints, capsys, prepare, args, message):
     prepare(dataset)
     assert run(dataset, rvm_checkpoints["mobilenetv3"], *args) == 1

@@ -107,6 +107,7 @@ def _check_layout(spec: dict, model: SchpNetwork) -> None:
         assert str(tensor.dtype) == f"torch.{dtype}", key
 
 
+@pytest.mark.slow
 def test_lip_layout_loads_strictly(lip) -> None:
     spec, model, _ = lip
     _check_layout(spec, model)
@@ -114,6 +115,7 @@ def test_lip_layout_loads_strictly(lip) -> None:
 
 
 @pytest.mark.parametrize(("name", "num_classes"), [("atr", 18), ("pascal", 7)])
+@pytest.mark.slow
 def test_other_layouts_load_strictly(name: str, num_classes: int) -> None:
     spec = load_spec(PARITY / f"schp_{name}.keys.json")
     model = schp_resnet101(num_classes=num_classes)
@@ -122,6 +124,7 @@ def test_other_layouts_load_strictly(name: str, num_classes: int) -> None:
     assert LABEL_SETS[name].num_classes == num_classes
 
 
+@pytest.mark.slow
 def test_load_strict_refuses_another_class_count_naming_the_shape(lip) -> None:
     _, model, _ = lip
     with pytest.raises(EvcError, match=r"decoder\.conv4\.weight has shape \(20, 256, 1, 1\), the model expects \(18,"):
@@ -129,16 +132,19 @@ def test_load_strict_refuses_another_class_count_naming_the_shape(lip) -> None:
 
 
 @pytest.mark.parametrize("name", ["parsing", "fusion", "edge"])
+@pytest.mark.slow
 def test_logits_match_golden(square_outputs, golden, name: str) -> None:
     golden.check(name, square_outputs[name], ATOL)
 
 
+@pytest.mark.slow
 def test_label_473(square_outputs, golden) -> None:
     logits = upsample_logits(square_outputs["fusion"], INPUT_SIZE)[0].numpy()  # [20, 473, 473]
     labels = logits.argmax(axis=0)
     _assert_labels_equal(labels, golden["label_473"], _margin(logits), "label_473")
 
 
+@pytest.mark.slow
 def test_non_square_affine(non_square, golden) -> None:
     assert non_square["center"].dtype == np.float32 and non_square["scale"].dtype == np.float32
     np.testing.assert_array_equal(non_square["center"], golden["ns_center"])
@@ -149,10 +155,12 @@ def test_non_square_affine(non_square, golden) -> None:
         np.testing.assert_allclose(ours, golden[name], atol=1e-9, rtol=0)
 
 
+@pytest.mark.slow
 def test_non_square_warp(non_square, golden) -> None:
     golden.check("ns_warped_bgr_u8", non_square["warped"], atol=1, max_differing=64)
 
 
+@pytest.mark.slow
 def test_non_square_label(non_square, golden) -> None:
     logits = non_square["logits"]
     assert logits.shape == (20, 200, 150) and logits.dtype == np.float32
@@ -196,6 +204,7 @@ def test_activated_batch_norm_formula() -> None:
         ActivatedBatchNorm2d(4, activation="relu6")
 
 
+@pytest.mark.slow
 def test_rejects_bad_inputs(lip) -> None:
     _, model, _ = lip
     with pytest.raises(ValueError, match=r"\[1, 4, 8, 8\]"):

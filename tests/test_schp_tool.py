@@ -32,6 +32,7 @@ def schp(root: Path, checkpoint: Path, *extra: str) -> int:
                  *extra])
 
 
+@pytest.mark.slow
 def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, capsys):
     golden = Golden(PARITY / "schp_lip.golden.npz")
     write_image(tmp_path / "images" / "cam" / "frame.png", golden["ns_image_bgr_u8"][..., ::-1].copy())
@@ -52,6 +53,7 @@ def test_single_person_path_matches_upstream_golden(tmp_path, schp_checkpoints, 
     assert "1 people parsed" in out
 
 
+@pytest.mark.slow
 def test_default_restore_matches_upstream_golden_with_upstream_colours(tmp_path, schp_checkpoints):
     """Without --logits_dir the restore warps only the classes that can win: still upstream's labels,
     written as a palette PNG with upstream's colours."""
@@ -135,6 +137,7 @@ def test_mask_nms_and_box_expansion_follow_upstream():
     assert expand_box((12.5, 0.0, 17.5, 10.0), 100, 100) == (12, 0, 18, 11)  # round half to even
 
 
+@pytest.mark.slow
 def test_torchvision_detector_runs_on_cpu_with_synthesized_weights(tmp_path):
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
@@ -187,6 +190,7 @@ class FlakyBoxDetector(BoxDetector):
         return super().detect(images)
 
 
+@pytest.mark.slow
 def test_detector_out_of_memory_halves_the_frames_per_pass(tmp_path, capsys):
     scene_with_two_people(tmp_path)
     for t in (2, 3, 4):

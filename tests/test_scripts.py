@@ -17,6 +17,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_demo_then_rvm_script_end_to_end(tmp_path, rvm_checkpoints):
     demo = run("-m", "easyvolcap.demo", str(tmp_path / "demo"), "--frames", "3", "--height", "36", "--width", "64")
     assert demo.returncode == 0, demo.stderr
@@ -30,6 +31,7 @@ def test_demo_then_rvm_script_end_to_end(tmp_path, rvm_checkpoints):
     assert len(list((tmp_path / "demo" / "rvm").rglob("*.jpg"))) == 9
 
 
+@pytest.mark.slow
 def test_expected_fault_is_one_line_without_traceback(tmp_path):
     done = run(str(RVM_SCRIPT), "--data_root", str(tmp_path / "absent"))
     assert done.returncode == 1
@@ -75,6 +77,7 @@ def test_every_script_answers_help(script, flags):
     assert done.returncode == 0 and all(flag in done.stdout for flag in flags)
 
 
+@pytest.mark.slow
 def test_mask_helper_scripts_chain_and_list_their_flags(tmp_path):
     from mask_data import make_mask_dataset
 

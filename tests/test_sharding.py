@@ -70,6 +70,7 @@ def test_background_shards_union_is_byte_identical(data, capsys):
     assert len(whole) == 5 and list(whole.values()) == list(parts.values())
 
 
+@pytest.mark.slow
 def test_schp_shards_union_is_byte_identical(data):
     def run(shard, folder):
         layout = DatasetLayout.discover(data, shard=shard)
@@ -100,6 +101,7 @@ def matting_args(tool: str, data: Path, rvm_checkpoints, bgmv2_checkpoints) -> l
 
 
 @pytest.mark.parametrize("tool", ["rvm", "bgmv2"])
+@pytest.mark.slow
 def test_matting_shards_union_is_byte_identical(data, tool, rvm_checkpoints, bgmv2_checkpoints):
     main = {"rvm": rvm.main, "bgmv2": bgmv2.main}[tool]
     common = matting_args(tool, data, rvm_checkpoints, bgmv2_checkpoints)
@@ -110,6 +112,7 @@ def test_matting_shards_union_is_byte_identical(data, tool, rvm_checkpoints, bgm
     assert len(whole) == 20 and list(whole.values()) == list(parts.values())
 
 
+@pytest.mark.slow
 def test_two_devices_write_what_one_device_writes(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
     """``--device cpu,cpu`` writes the same files as ``--device cpu``, up to CPU rounding: each worker
     runs with fewer threads, and oneDNN's kernels then split their sums differently, which can move a
@@ -127,6 +130,7 @@ def test_two_devices_write_what_one_device_writes(data, rvm_checkpoints, bgmv2_c
         assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.01
 
 
+@pytest.mark.slow
 def test_a_failing_worker_is_one_line_naming_its_device(data, rvm_checkpoints, bgmv2_checkpoints, capsys):
     common = matting_args("rvm", data, rvm_checkpoints, bgmv2_checkpoints)
     (data / "images" / "01" / "000002.png").write_bytes(b"broken")
@@ -167,6 +171,7 @@ def test_background_shards_started_together_keep_each_others_temporary_files(dat
 
 
 @pytest.mark.parametrize("tool", ["rvm", "schp"])
+@pytest.mark.slow
 def test_matting_shards_clean_only_their_own_cameras_temporary_files(data, tool):
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
 

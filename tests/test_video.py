@@ -68,6 +68,7 @@ def test_layout_lists_videos_as_cameras(videos):
         DatasetLayout.discover(videos, "videos")
 
 
+@pytest.mark.slow
 def test_rvm_on_videos_equals_rvm_on_their_frames(videos, rvm_checkpoints, capsys):
     extract_frames(videos)
     common = ["--data_root", str(videos), "--variant", "mobilenetv3", "--device", "cpu", "--batch_size", "4",
@@ -80,14 +81,14 @@ def test_rvm_on_videos_equals_rvm_on_their_frames(videos, rvm_checkpoints, capsy
 
 
 def test_backgrounds_from_videos(videos, capsys):
-    assert backgrounds.main(["--data_root", str(videos), "--image_dir", "videos", "--mask_ext", ".png",
+    assert backgrounds.main(["--data_root", str(videos), "--image_dir", "videos", "--masks_dir", "mask",
                              "--jump", "2", "--dilation", "3"]) == 0
     assert "(mean of 6 frames)" in capsys.readouterr().out
     assert (videos / "bkgd" / "cam0.png").stat().st_size > 0 and (videos / "preview" / "bkgd.jpg").exists()
     from easyvolcap.runners.backgrounds import BackgroundOptions, _CameraJob
 
     layout = DatasetLayout.discover(videos, "videos")
-    job = _CameraJob(layout, layout.cameras[0], BackgroundOptions(), 2**30, threads=4)
+    job = _CameraJob(layout, layout.cameras[0], BackgroundOptions(masks_dir="mask"), 2**30, threads=4)
     assert job.readers == 1  # a video decodes forward: parallel readers would restart it over and over
 
 

@@ -138,6 +138,7 @@ def test_invert_refuses_to_write_beside_a_mask_of_the_same_frame_of_another_type
     assert not list((root / "inv_maskes").rglob("*.png"))
 
 
+@pytest.mark.slow
 def test_rvm_recognises_its_variant_from_the_checkpoint(tmp_path, rvm_checkpoints, capsys):
     root = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(32, 48), odd_size=None)
     assert rvm.main(["--data_root", str(root), "--chkpt_path", str(rvm_checkpoints["mobilenetv3"]), "--device", "cpu",
