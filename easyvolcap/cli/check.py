@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
+from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> Outcome:
     """Check the masks the flags name; returns the layout of the mask folders and the runner's report."""
     from ..runners.check import CheckOptions, run_check
 
+    refuse_overlap(args, ("repair_dir",), ("masks_dir",))
     options = CheckOptions(masks_dir=args.masks_dir, mask_ext=args.mask_ext, threshold=args.threshold,
                            repair_dir=args.repair_dir, device=args.device, workers=args.workers,
                            overwrite=args.overwrite, quality=args.quality, work_size=args.work_size,

@@ -25,6 +25,7 @@ from ..errors import EvcError
 from ..image_io import atomic_write, image_size, read_gray, write_image
 from ..layout import DatasetLayout, natural_key
 from ..multiview import MIN_VIEWS, MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
+from ..overlap import check_overlap
 from ..parallel import prefetch_map
 from ..progress import progress_bar
 from .common import clear_stale_temp_files
@@ -285,6 +286,7 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
 
     start = time.perf_counter()
     root = Path(root)
+    check_overlap(root, {"--repair_dir": options.repair_dir}, {"--masks_dir": options.masks_dir})
     setup, notices = _setup(root, options, tool)
     for line in notices:
         print(f"{tool}: {line}", file=sys.stderr)
