@@ -359,7 +359,8 @@ def _rows(setup: _Setup, options: CheckOptions) -> list[dict]:
             flags = list(numbers.get("flags", []))
             if "consensus_area" not in numbers and reference > 0 and areas[t] <= CheckParams().empty * reference:
                 flags.append("empty")  # no vote: the neighbours in time are the reference
-            if ratio > TEMPORAL_RATIO or ratio < 1 / TEMPORAL_RATIO:
+            # a multi-view verdict outweighs the area of the neighbours (a person walking out of a view shrinks)
+            if "consensus_area" not in numbers and (ratio > TEMPORAL_RATIO or ratio < 1 / TEMPORAL_RATIO):
                 flags.append("temporal")
             flag = next((word for word in FLAGS if word in flags), "")
             rows.append({"camera": camera.name, "frame": frame, "flag": flag,
