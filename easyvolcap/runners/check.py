@@ -14,15 +14,15 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..calibration import Calibration, field_radius2, read_calibration, viewing_box
+from ..calibration import Calibration, field_radius2, looking_away, read_calibration, viewing_box
 from ..errors import EvcError
-from ..image_io import atomic_write, image_size, read_gray, write_image
+from ..image_io import atomic_write, image_size, read_gray, to_8bit, write_image
 from ..layout import DatasetLayout, natural_key
 from ..multiview import MIN_VIEWS, MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
 from ..overlap import check_overlap
@@ -32,10 +32,12 @@ from .common import clear_stale_temp_files
 
 __all__ = ["FLAGS", "CheckOptions", "CheckReport", "run_check"]
 
-FLAGS = (*MV_FLAGS, "temporal")  # precedence order
+FLAGS = ("garbage", *MV_FLAGS, "temporal")  # precedence order
+FULL = 0.95  # a mask covering this share of its image is not a person's: garbage
+NOISE_PARTS, NOISE_EDGE = 20, 0.5  # this many parts with this share of the area on an edge: noise, garbage
 TEMPORAL_RATIO = 1.6  # an area this many times above or below its neighbours' median jumps
 COLUMNS = ("camera", "frame", "flag", "score", "area", "consensus_area", "extra", "missing", "iou", "shift_x",
-           "shift_y", "shift_gain", "shift_fix", "temporal_ratio", "voted")
+           "shift_y", "shift_gain", "shift_fix", "temporal_ratio", "voted", "why")
 
 
 @dataclass(frozen=True)
@@ -137,18 +139,76 @@ def _setup(root: Path, options: CheckOptions, tool: str) -> tuple[_Setup, list[s
                                f"gives H_{name}={height}, W_{name}={width}")
         calibration = (calibration.subset(shared).with_sizes([sizes[n] for n in shared]) if len(shared) >= MIN_VIEWS
                        else None)
+        if calibration is not None:
+            calibration, lines = _rig_sanity(calibration, root)
+            notices += lines
         if calibration is None:
             notices.append(f"notice: fewer than {MIN_VIEWS} calibrated cameras with masks: temporal check only (a vote "
                            "of fewer views cannot outweigh one wrong mask)")
     factors = {name: _factor(size, options.work_size) for name, size in sizes.items()}
-    geometry = None
-    if calibration is not None:
-        work = [(math.ceil(sizes[n][0] / factors[n]), math.ceil(sizes[n][1] / factors[n])) for n in calibration.names]
-        scale = np.array([np.diag([w[1] / sizes[n][1], w[0] / sizes[n][0], 1.0]) for n, w in zip(calibration.names,
-                                                                                                   work, strict=True)])
-        geometry = {"K": scale @ calibration.K, "R": calibration.R, "T": calibration.T, "D": calibration.D,
-                    "sizes": np.array(work), "max_radius2": field_radius2(calibration), "box": viewing_box(calibration)}
-    return _Setup(layout, frames, paths, sizes, factors, calibration, geometry), notices
+    return _Setup(layout, frames, paths, sizes, factors, calibration, _geometry(calibration, sizes, factors)), notices
+
+
+def _geometry(calibration: Calibration | None, sizes: dict, factors: dict) -> dict | None:
+    """The cameras scaled to their working masks (numpy arrays for :class:`FrameGeometry`)."""
+    if calibration is None:
+        return None
+    work = [(math.ceil(sizes[n][0] / factors[n]), math.ceil(sizes[n][1] / factors[n])) for n in calibration.names]
+    scale = np.array([np.diag([w[1] / sizes[n][1], w[0] / sizes[n][0], 1.0])
+                      for n, w in zip(calibration.names, work, strict=True)])
+    return {"K": scale @ calibration.K, "R": calibration.R, "T": calibration.T, "D": calibration.D,
+            "sizes": np.array(work), "max_radius2": field_radius2(calibration), "box": viewing_box(calibration)}
+
+
+SAMPLES = 5  # frames spread over the run that test each camera's agreement with the others before the check
+DISAGREE = 0.1  # IoU with the others' consensus below which a camera disagrees in a frame
+
+
+def _agreement(setup: _Setup, options: CheckOptions, device, root: Path) -> tuple[_Setup, list[str]]:
+    """Leave out of the vote the cameras whose masks disagree with the others' consensus in every sampled frame
+    where both see the person: a wrong calibration (a zero rotation, a swapped camera) looks like that, and
+    repairing every mask of such a camera from the others would wipe good masks."""
+    if setup.calibration is None:
+        return setup, []
+    frames = [f for f in setup.frames if sum(n in setup.calibration.names for n in setup.paths[f]) >= MIN_VIEWS]
+    picks = sorted({frames[round(i * (len(frames) - 1) / max(1, SAMPLES - 1))] for i in range(SAMPLES)} if frames
+                   else set(), key=natural_key)
+    ious: dict[str, list[float]] = {}
+    for frame in picks:
+        masks = _frame_masks(setup, options, frame)
+        voted = _vote(setup, masks, device, {n for n, m in masks.items() if garbage(m)})
+        if voted is None:
+            continue
+        names, result = voted
+        for i, name in enumerate(names):
+            if result.consensus_area[i] >= CheckParams().min_area and result.area[i] >= CheckParams().min_area:
+                ious.setdefault(name, []).append(float(result.iou[i]))
+    away = [name for name, values in ious.items() if max(values) < DISAGREE]
+    if not away or len(away) * 3 > len(setup.calibration):  # a third or more: the masks, not the cameras
+        return setup, []
+    kept = [name for name in setup.calibration.names if name not in away]
+    calibration = setup.calibration.subset(kept) if len(kept) >= MIN_VIEWS else None
+    line = (f"warning: cameras {', '.join(away)} disagree with the others' consensus in every sampled frame (IoU "
+            f"below {DISAGREE}): calibration in {root / 'extri.yml'} wrong (or every mask)? checked in time only")
+    return replace(setup, calibration=calibration,
+                   geometry=_geometry(calibration, setup.sizes, setup.factors)), [line]
+
+
+def _rig_sanity(calibration: Calibration, root: Path) -> tuple[Calibration | None, list[str]]:
+    """The cameras that look at the rig's subject (:func:`looking_away`); a line for each one left out, or for the
+    whole rig when fewer than ``MIN_VIEWS`` remain (``None``: temporal check only)."""
+    point, away = looking_away(calibration)
+    if not away:
+        return calibration, []
+    where = ", ".join(f"{x:.2f}" for x in point)
+    if len(calibration) - len(away) < MIN_VIEWS:
+        return None, [f"notice: the cameras of {root / 'extri.yml'} do not look at a common subject (the point "
+                      f"nearest their optical axes, ({where}), is in view of {len(calibration) - len(away)} of "
+                      f"{len(calibration)}): wrong rotations (flipped, zero)? multi-view check skipped, temporal only"]
+    names = [calibration.names[i] for i in away]
+    kept = [name for name in calibration.names if name not in names]
+    return calibration.subset(kept), [f"warning: cameras {', '.join(names)} do not look at the rig's subject "
+                                      f"({where}) in {root / 'extri.yml'}: wrong rotation? checked in time only"]
 
 
 def _read_work_mask(path: Path, factor: int, size: tuple[int, int], threshold: float) -> np.ndarray:
@@ -159,9 +219,11 @@ def _read_work_mask(path: Path, factor: int, size: tuple[int, int], threshold: f
         data = np.fromfile(str(path), np.uint8)
     except OSError as error:
         raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
-    mask = cv2.imdecode(data, flags) if data.size else None
+    sixteen = data.size > 24 and data[:4].tobytes() == b"\x89PNG" and data[24] == 16
+    mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH if sixteen else flags) if data.size else None
     if mask is None:
         raise EvcError(f"{path}: not a readable image")
+    mask = to_8bit(mask)
     want = (math.ceil(size[0] / factor), math.ceil(size[1] / factor))
     if mask.shape != want:
         full = image_size(path)
@@ -178,7 +240,21 @@ def _frame_masks(setup: _Setup, options: CheckOptions, frame: str) -> dict[str, 
             for name, path in setup.paths[frame].items()}
 
 
-def _vote(setup: _Setup, masks: dict[str, np.ndarray], device):
+def garbage(mask: np.ndarray) -> str:
+    """Why a working mask (bool) cannot be a mask of people: ``"all foreground"``, ``"noise"`` (many small parts,
+    mostly edge), or ``""``."""
+    area = int(mask.sum())
+    if area >= FULL * mask.size:
+        return "all foreground"
+    if area < 4 * NOISE_PARTS:
+        return ""
+    image = mask.astype(np.uint8)
+    parts = cv2.connectedComponents(image, connectivity=8)[0] - 1
+    edge = area - int(cv2.erode(image, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE).sum())
+    return "noise" if parts >= NOISE_PARTS and edge >= NOISE_EDGE * area else ""
+
+
+def _vote(setup: _Setup, masks: dict[str, np.ndarray], device, junk: set[str] = frozenset()):
     """``(names, FrameCheck)`` for the calibrated cameras of a frame, or ``None`` with fewer than ``MIN_VIEWS``."""
     import torch
 
@@ -192,8 +268,9 @@ def _vote(setup: _Setup, masks: dict[str, np.ndarray], device):
     height, width = (int(x) for x in g["sizes"][index].max(0))
     stack = np.zeros((len(names), height, width), bool)
     for i, name in enumerate(names):
-        mask = masks[name]
-        stack[i, :mask.shape[0], :mask.shape[1]] = mask
+        if name not in junk:  # a garbage mask does not vote (it counts as empty)
+            mask = masks[name]
+            stack[i, :mask.shape[0], :mask.shape[1]] = mask
     threads = torch.get_num_threads()
     if device.type == "cpu":  # small tensors: one thread is as fast, and much faster on a busy machine
         torch.set_num_threads(1)
@@ -205,13 +282,16 @@ def _vote(setup: _Setup, masks: dict[str, np.ndarray], device):
 
 def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[str, np.ndarray], device):
     """The per-frame record (JSON-able) and the vote (for repairs)."""
-    voted = _vote(setup, masks, device)
+    junk = {name: why for name, mask in masks.items() if (why := garbage(mask))}
+    voted = _vote(setup, masks, device, set(junk))
     cameras = {}
     for name, mask in masks.items():
         cameras[name] = {"area": float(mask.mean())}
     if voted is not None:
         names, result = voted
         for i, name in enumerate(names):
+            if name in junk:
+                continue
             height, width = setup.sizes[name]
             work = masks[name].shape
             cameras[name].update({
@@ -221,9 +301,30 @@ def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[
                 "shift_y": float(result.shift[i][0] * height / work[0]),
                 "shift_gain": float(result.shift_gain[i]), "shift_fix": float(result.shift_fix[i]),
                 "score": float(result.score[i]),
-                "flags": result.flags[i], "voted": bool(result.voters[i])})
+                "flags": result.flags[i], "voted": bool(result.voters[i]),
+                "why": _why(result, i, int(result.voters.sum()) - bool(result.voters[i]))})
+    for name, why in junk.items():
+        cameras[name].update(flags=["garbage"], score=0.0,
+                             why=f"garbage ({why}): left out of the vote, not repaired (copied as it is)")
     record = {"settings": _settings(options), "multiview": voted is not None, "cameras": cameras}
     return record, voted
+
+
+def _why(result, i: int, voters: int) -> str:
+    """What a repair of camera ``i`` does, and on what evidence (``""`` when it is not flagged)."""
+    flags = result.flags[i]
+    if not flags:
+        return ""
+    parts = []
+    if "misaligned" in flags:
+        parts.append(f"shift by ({int(result.shift[i][0])}, {int(result.shift[i][1])}) working px")
+    if "extra" in flags:
+        parts.append("remove the parts no other camera that sees them supports")
+    if "empty" in flags or "missing" in flags:
+        fill = int(result.fill[i].sum())
+        parts.append(f"add {fill} working px that {voters} other cameras see, agree on and need" if fill else
+                     "add nothing: no pixel has strong evidence from the others")
+    return "repair: " + "; ".join(parts)
 
 
 def _repair(setup: _Setup, options: CheckOptions, frame: str, record: dict, voted) -> tuple[int, int]:
@@ -233,20 +334,22 @@ def _repair(setup: _Setup, options: CheckOptions, frame: str, record: dict, vote
     for name, path in setup.paths[frame].items():
         out = setup.layout.root / options.repair_dir / name / path.name
         flags = record["cameras"][name].get("flags", [])
-        if not flags:
+        if not flags or "garbage" in flags:
             atomic_write(out, path.read_bytes())
             copied += 1
             continue
         i = names.index(name)
         height, width = setup.sizes[name]
         work = (math.ceil(height / setup.factors[name]), math.ceil(width / setup.factors[name]))
-        consensus, fill = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
-                                      interpolation=cv2.INTER_NEAREST) > 0 for c in (voted[1].consensus, voted[1].fill))
+        # the band of what may stay: the consensus and what too few others see (never judged, never removed)
+        support, fill = (cv2.resize(c[i, :work[0], :work[1]].cpu().numpy().astype(np.uint8), (width, height),
+                                    interpolation=cv2.INTER_NEAREST) > 0
+                         for c in (voted[1].consensus | voted[1].unknown, voted[1].fill))
         mask = read_gray(path)
-        if mask.max() == 1:
+        if mask.max() == 1:  # a 0/1 label mask
             mask = mask * 255
         camera = record["cameras"][name]
-        fixed = repair_mask(mask, consensus, flags, (camera["shift_y"], camera["shift_x"]),
+        fixed = repair_mask(mask, support, flags, (camera["shift_y"], camera["shift_x"]),
                             CheckParams().tolerance * setup.factors[name], fill, options.threshold)
         write_image(out, fixed, quality=options.quality)
         repaired += 1
@@ -287,7 +390,10 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     start = time.perf_counter()
     root = Path(root)
     check_overlap(root, {"--repair_dir": options.repair_dir}, {"--masks_dir": options.masks_dir})
+    device = pick_device(options.device)
     setup, notices = _setup(root, options, tool)
+    setup, more = _agreement(setup, options, device, root)
+    notices += more
     for line in notices:
         print(f"{tool}: {line}", file=sys.stderr)
     report = CheckReport(frames_total=len(setup.frames), calibrated=setup.calibration is not None, notices=notices)
@@ -299,7 +405,6 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     frames = setup.frames if options.shard is None else setup.frames[options.shard[0]::options.shard[1]]
     todo = [frame for frame in frames if not _done(setup, options, frame)]
     report.frames_resumed = len(frames) - len(todo)
-    device = pick_device(options.device)
     clear_stale_temp_files(root / "check" / options.masks_dir)
     with progress_bar(sum(counts[f] for f in todo), "check") as bar:
         for frame, masks in zip(todo, prefetch_map(lambda f: _frame_masks(setup, options, f), todo,
@@ -345,11 +450,15 @@ def _rows(setup: _Setup, options: CheckOptions) -> list[dict]:
     records = {frame: json.loads(_result_path(setup.layout.root, options, frame).read_text())
                for frame in setup.frames}
     rows = []
+    nothing = not any(numbers["area"] for record in records.values() for numbers in record["cameras"].values())
     for camera in setup.layout.cameras:
         frames = [f for f in setup.frames if camera.name in records[f]["cameras"]]
         areas = np.array([records[f]["cameras"][camera.name]["area"] for f in frames])
         trusted = np.array([areas[t] > 0 and not records[f]["cameras"][camera.name].get("flags")
                             for t, f in enumerate(frames)])
+        # every mask of the camera all zero, while the others' masks are too, or while they see the person in its view
+        silent = len(frames) > 1 and not areas.any() and (nothing or any(
+            records[f]["cameras"][camera.name].get("flags") for f in frames))
         for t, frame in enumerate(frames):
             numbers = records[frame]["cameras"][camera.name]
             near = [i for i in (t - 2, t - 1, t + 1, t + 2) if 0 <= i < len(frames) and trusted[i]]
@@ -362,12 +471,18 @@ def _rows(setup: _Setup, options: CheckOptions) -> list[dict]:
             # a multi-view verdict outweighs the area of the neighbours (a person walking out of a view shrinks)
             if "consensus_area" not in numbers and (ratio > TEMPORAL_RATIO or ratio < 1 / TEMPORAL_RATIO):
                 flags.append("temporal")
+            why = numbers.get("why", "")
+            if silent:
+                flags.insert(0, "garbage")
+                why = "garbage (all zero in every frame of this camera): not repaired"
+            elif flags and not why:
+                why = "no multi-view evidence (temporal check only): not repaired"
             flag = next((word for word in FLAGS if word in flags), "")
-            rows.append({"camera": camera.name, "frame": frame, "flag": flag,
+            rows.append({"camera": camera.name, "frame": frame, "flag": flag, "why": why,
                          "score": numbers.get("score", min(ratio, 1 / ratio) if ratio > 0 else 0.0),
                          "area": areas[t], "temporal_ratio": ratio,
                          **{k: numbers.get(k, "") for k in COLUMNS if k not in ("camera", "frame", "flag", "score",
-                                                                               "area", "temporal_ratio")}})
+                                                                               "area", "temporal_ratio", "why")}})
     return rows
 
 
