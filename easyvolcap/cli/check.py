@@ -95,6 +95,10 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     if report.csv is None:
         return line + f"; {report.frames_total} frames in all, the report waits for the rest (other shards)"
     flagged = Counter(row["flag"] for row in report.rows if row["flag"])
+    if report.rows_kept:
+        line += f"; {report.rows_kept} rows of other cameras kept from the last report"
+    if report.rows and not any(float(row["area"] or 0) for row in report.rows):
+        line += "; every mask is empty (all zero): nothing was checked"
     if flagged:
         from ..runners.check import FLAGS
 

@@ -73,6 +73,7 @@ class CheckReport:
     calibrated: bool = False
     notices: list[str] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
+    rows_kept: int = 0  # rows of other cameras kept from the last report (a run with --only)
     csv: Path | None = None
     preview: Path | None = None
     seconds: float = 0.0
@@ -91,8 +92,24 @@ class _Setup:
     geometry: dict | None  # numpy arrays per camera for FrameGeometry
 
 
-def _settings(options: CheckOptions) -> dict:
-    return {"threshold": options.threshold, "work_size": options.work_size, "params": asdict(CheckParams())}
+def _settings(setup: _Setup, options: CheckOptions) -> dict:
+    """What, besides its masks, produced a frame's result: the flags, the thresholds, the voting cameras."""
+    return {"threshold": options.threshold, "work_size": options.work_size, "params": asdict(CheckParams()),
+            "voting": list(setup.calibration.names) if setup.calibration is not None else None}
+
+
+def _inputs(setup: _Setup, frame: str) -> dict[str, list[int]]:
+    """Size and modification time of every input of a frame's result: its masks and the calibration files."""
+    files = {name: path for name, path in setup.paths[frame].items()}
+    files.update({name: setup.layout.root / name for name in ("intri.yml", "extri.yml")})
+    out = {}
+    for name, path in files.items():
+        try:
+            stat = path.stat()
+            out[name] = [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            out[name] = [-1, -1]
+    return out
 
 
 def _factor(size: tuple[int, int], work_size: int) -> int:
@@ -280,8 +297,9 @@ def _vote(setup: _Setup, masks: dict[str, np.ndarray], device, junk: set[str] = 
         torch.set_num_threads(threads)
 
 
-def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[str, np.ndarray], device):
-    """The per-frame record (JSON-able) and the vote (for repairs)."""
+def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[str, np.ndarray], device,
+                  inputs: dict[str, list[int]]):
+    """The per-frame record (JSON-able; ``inputs``: the fingerprints of what was read) and the vote (for repairs)."""
     junk = {name: why for name, mask in masks.items() if (why := garbage(mask))}
     voted = _vote(setup, masks, device, set(junk))
     cameras = {}
@@ -306,7 +324,8 @@ def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[
     for name, why in junk.items():
         cameras[name].update(flags=["garbage"], score=0.0,
                              why=f"garbage ({why}): left out of the vote, not repaired (copied as it is)")
-    record = {"settings": _settings(options), "multiview": voted is not None, "cameras": cameras}
+    record = {"settings": _settings(setup, options), "inputs": inputs, "multiview": voted is not None,
+              "cameras": cameras}
     return record, voted
 
 
@@ -360,16 +379,20 @@ def _result_path(root: Path, options: CheckOptions, frame: str) -> Path:
     return root / "check" / options.masks_dir / f"{frame}.json"
 
 
-def _done(setup: _Setup, options: CheckOptions, frame: str) -> bool:
-    """The frame has a result of these settings (and, when asked, its repaired masks)."""
+def _current(setup: _Setup, options: CheckOptions, frame: str) -> bool:
+    """The frame's stored result was produced by these settings from these very inputs (sizes, times)."""
     path = _result_path(setup.layout.root, options, frame)
-    if options.overwrite or not path.is_file():
-        return False
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    if record.get("settings") != _settings(options) or set(record.get("cameras", {})) != set(setup.paths[frame]):
+    return (record.get("settings") == _settings(setup, options) and record.get("inputs") == _inputs(setup, frame)
+            and set(record.get("cameras", {})) == set(setup.paths[frame]))
+
+
+def _done(setup: _Setup, options: CheckOptions, frame: str) -> bool:
+    """The frame has a current result (:func:`_current`) and, when asked, its repaired masks."""
+    if options.overwrite or not _current(setup, options, frame):
         return False
     if options.repair_dir:
         root = setup.layout.root / options.repair_dir
@@ -405,11 +428,22 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     frames = setup.frames if options.shard is None else setup.frames[options.shard[0]::options.shard[1]]
     todo = [frame for frame in frames if not _done(setup, options, frame)]
     report.frames_resumed = len(frames) - len(todo)
-    clear_stale_temp_files(root / "check" / options.masks_dir)
-    with progress_bar(sum(counts[f] for f in todo), "check") as bar:
-        for frame, masks in zip(todo, prefetch_map(lambda f: _frame_masks(setup, options, f), todo,
-                                                   options.workers, options.workers + 1), strict=True):
-            record, voted = _frame_result(setup, options, frame, masks, device)
+    # a killed run's temporary files, of this run's frames only: another shard may be writing its own right now
+    clear_stale_temp_files(root / "check" / options.masks_dir, [f"{frame}.json" for frame in frames])
+    if options.repair_dir:
+        for camera in setup.layout.cameras:
+            clear_stale_temp_files(root / options.repair_dir / camera.name,
+                                   [setup.paths[f][camera.name].name for f in frames if camera.name in setup.paths[f]])
+
+    def read(frame: str):
+        inputs = _inputs(setup, frame)  # before reading: a mask rewritten meanwhile makes the result stale
+        return inputs, _frame_masks(setup, options, frame)
+
+    with progress_bar(len(frames), "check") as bar:  # frames: an interruption says how many are done
+        bar.update(report.frames_resumed)
+        for frame, (inputs, masks) in zip(todo, prefetch_map(read, todo, options.workers, options.workers + 1),
+                                          strict=True):
+            record, voted = _frame_result(setup, options, frame, masks, device, inputs)
             if options.repair_dir:
                 repaired, copied = _repair(setup, options, frame, record, voted)
                 report.repaired += repaired
@@ -417,10 +451,14 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
             atomic_write(_result_path(root, options, frame), json.dumps(record).encode())
             report.frames_checked += 1
             report.masks_checked += len(masks)
-            bar.update(len(masks))
-    if all(_result_path(root, options, frame).is_file() for frame in setup.frames):
+            bar.update(1)
+    if all(_current(setup, options, frame) for frame in setup.frames):
         report.rows = _rows(setup, options)
         report.csv = root / "check" / f"{options.masks_dir}.csv"
+        if options.only:  # a run over some cameras: the other cameras' rows of the last report stay
+            kept = _other_rows(report.csv, {camera.name for camera in setup.layout.cameras} | set(options.only))
+            report.rows_kept = len(kept)
+            report.rows = sorted(report.rows + kept, key=lambda r: (natural_key(r["camera"]), natural_key(r["frame"])))
         atomic_write(report.csv, _csv(report.rows))
         if options.preview:
             from ..check_picture import write_check_picture
@@ -486,9 +524,19 @@ def _rows(setup: _Setup, options: CheckOptions) -> list[dict]:
     return rows
 
 
+def _other_rows(path: Path, cameras: set[str]) -> list[dict]:
+    """The rows of the report at ``path`` (if any) of cameras not in ``cameras``."""
+    try:
+        with open(path, newline="") as handle:
+            return [{k: v for k, v in row.items() if k in COLUMNS} for row in csv.DictReader(handle)
+                    if row.get("camera") not in cameras]
+    except (OSError, csv.Error):
+        return []
+
+
 def _csv(rows: list[dict]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, COLUMNS, restval="", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()})
