@@ -8,6 +8,7 @@ tests can check results against the truth.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "a walking body, intri.yml/extri.yml written, masks agreeing across views in "
                              "gt_masks/ (for check_masks.py)")
     args = parser.parse_args(argv)
+    for flag in ("cameras", "frames", "height", "width"):
+        if getattr(args, flag) < 1 or (flag in ("height", "width") and getattr(args, flag) < 16):
+            least = 16 if flag in ("height", "width") else 1
+            print(f"demo: error: --{flag} {getattr(args, flag)}: must be at least {least}", file=sys.stderr)
+            return 1
     if args.calibrated:
         from .scene import make_scene, write_scene
 

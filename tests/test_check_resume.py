@@ -96,3 +96,14 @@ def test_a_bar_counts_when_it_is_not_shown():
     with progress_bar(10, "x", enabled=False) as bar:
         bar.update(3)
     assert last_progress() == (3, 10)
+
+
+def test_flags_the_check_would_ignore_are_refused_and_a_demo_of_no_camera_is_one_line(root, tmp_path, capsys):
+    from easyvolcap.demo import main as demo
+
+    with pytest.raises(SystemExit, match="2"):
+        _run(root, "--image_dir", "images")
+    assert "unrecognized arguments: --image_dir" in capsys.readouterr().err
+    assert demo([str(tmp_path / "demo"), "--calibrated", "--cameras", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["demo: error: --cameras 0: must be at least 1"] and not (tmp_path / "demo").exists()

@@ -188,3 +188,9 @@ def test_merge_reads_16_bit_0_1_masks_as_foreground_where_1(data):
     for rvm in sorted((data / "rvm").rglob("*.jpg")):
         merged = read_gray(data / "merged_mask" / rvm.parent.name / f"{rvm.stem}.png")
         assert (merged == 255).sum() > 50, rvm
+
+
+def test_merge_without_a_single_matching_frame_fails(data, capsys):
+    assert merge.main(["--data_root", str(data), "--schp_ext", ".jpg", "--no_preview"]) == 1
+    assert "nothing to merge" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (data / "merged_mask").exists()

@@ -11,12 +11,12 @@ from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
-    add_dataset_args,
     number_in,
     positive_int,
     quality,
     resolve_shard,
     run_main,
+    shard_spec,
     with_preview,
 )
 
@@ -39,7 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every mask against the consensus of the other calibrated cameras (intri.yml, "
                     "extri.yml) and against its neighbours in time: writes <data_root>/check/<masks_dir>.csv, "
                     "the picture <data_root>/preview/check_<masks_dir>.jpg and, with --repair_dir, repaired masks.")
-    add_dataset_args(parser, unit="frame")
+    # no --image_dir: the check reads masks and the calibration only (a flag it would ignore is not offered)
+    parser.add_argument("--data_root", required=True, help="dataset root holding <masks_dir>, intri.yml, extri.yml")
+    parser.add_argument("--only", nargs="+", metavar="CAM", default=None, help="check only these cameras")
+    parser.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
+                        help="process part I (from 0) of N: every N-th frame from the I-th "
+                             "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="masks",
                         help="folder of masks <camera>/<frame stem>.jpg|png to check")
     parser.add_argument("--mask_ext", default=None, choices=(".jpg", ".jpeg", ".png"),

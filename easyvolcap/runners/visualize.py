@@ -28,6 +28,7 @@ from ..masks import binarize, check_same_size
 from ..parallel import prefetch_map
 from ..preview import label_tile
 from ..progress import progress_bar
+from .common import clear_stale_temp_files
 
 __all__ = ["INSTALL_HINT", "VideoOptions", "VideoReport", "grid_shape", "require_ffmpeg", "run_visualize"]
 
@@ -168,8 +169,7 @@ def run_visualize(layout: DatasetLayout, options: VideoOptions, progress: bool |
     stems = frame_stems(layout)[:options.max_length]
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        for stale in output.parent.glob(f".{output.name}.*.tmp"):  # a killed run's temporary file
-            stale.unlink(missing_ok=True)
+        clear_stale_temp_files(output.parent, [output.name])  # a killed run's, of this output only
     except OSError as error:
         raise EvcError(f"{output.parent}: cannot write ({error.strerror or error})") from error
     temporary = output.parent / f".{output.name}.{os.getpid()}.tmp"
