@@ -6,7 +6,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-__all__ = ["QueueBar", "last_progress", "progress_bar", "report_progress_to"]
+__all__ = ["QueueBar", "last_progress", "progress_bar", "report_progress_to", "set_progress"]
 
 _sink: Any = None  # a multiprocessing queue, set only in worker processes
 _last: Any = None  # the most recent bar, to say how far an interrupted run got
@@ -64,3 +64,9 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None) -> tqdm | Q
 def last_progress() -> tuple[int, int] | None:
     """``(done, total)`` of the most recent bar, or ``None`` when no bar was made."""
     return None if _last is None else (int(getattr(_last, "done", _last.n)), int(_last.total or 0))
+
+
+def set_progress(done: int) -> None:
+    """Set how far the most recent bar got, for a run that counts what it wrote after its workers stopped."""
+    if _last is not None:
+        _last.done = _last.n = done

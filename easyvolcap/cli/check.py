@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", type=one_device, default=None,
                         help="cpu, cuda or cuda:N for the vote (default: cuda when available, else cpu)")
     parser.add_argument("--quality", type=quality, default=85, help="JPEG quality of repaired .jpg masks")
-    parser.add_argument("--workers", type=positive_int, default=4, help="threads reading masks")
+    parser.add_argument("--workers", type=positive_int, default=4,
+                        help="frames checked at once (threads: each reads, votes, repairs and stores a frame)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo every frame (default: keep finished per-frame results and do the rest)")
     parser.add_argument("--no_preview", action="store_true",

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from ..layout import DatasetLayout, natural_key
 from ..multiview import MIN_VIEWS, MV_FLAGS, CheckParams, FrameGeometry, check_frame, repair_mask
 from ..overlap import check_overlap
 from ..parallel import prefetch_map
-from ..progress import progress_bar
+from ..progress import progress_bar, set_progress
 from .common import clear_stale_temp_files
 
 __all__ = ["FLAGS", "CheckOptions", "CheckReport", "run_check"]
@@ -181,10 +182,12 @@ SAMPLES = 5  # frames spread over the run that test each camera's agreement with
 DISAGREE = 0.1  # IoU with the others' consensus below which a camera disagrees in a frame
 
 
-def _agreement(setup: _Setup, options: CheckOptions, device, root: Path) -> tuple[_Setup, list[str]]:
+def _agreement(setup: _Setup, options: CheckOptions, device, root: Path,
+               votes: dict | None = None) -> tuple[_Setup, list[str]]:
     """Leave out of the vote the cameras whose masks disagree with the others' consensus in every sampled frame
     where both see the person: a wrong calibration (a zero rotation, a swapped camera) looks like that, and
-    repairing every mask of such a camera from the others would wipe good masks."""
+    repairing every mask of such a camera from the others would wipe good masks. The sampled frames' masks and
+    votes go to ``votes`` (``{frame: (masks, vote)}``) for the check to reuse when no camera is left out."""
     if setup.calibration is None:
         return setup, []
     frames = [f for f in setup.frames if sum(n in setup.calibration.names for n in setup.paths[f]) >= MIN_VIEWS]
@@ -192,8 +195,12 @@ def _agreement(setup: _Setup, options: CheckOptions, device, root: Path) -> tupl
                    else set(), key=natural_key)
     ious: dict[str, list[float]] = {}
     for frame in picks:
+        inputs = _inputs(setup, frame)
         masks = _frame_masks(setup, options, frame)
-        voted = _vote(setup, masks, device, {n for n, m in masks.items() if garbage(m)})
+        with _one_thread_per_vote(device):
+            voted = _vote(setup, masks, device, {n for n, m in masks.items() if garbage(m)})
+        if votes is not None:
+            votes[frame] = (inputs, masks, voted)
         if voted is None:
             continue
         names, result = voted
@@ -204,6 +211,8 @@ def _agreement(setup: _Setup, options: CheckOptions, device, root: Path) -> tupl
     if not away or len(away) * 3 > len(setup.calibration):  # a third or more: the masks, not the cameras
         return setup, []
     kept = [name for name in setup.calibration.names if name not in away]
+    if votes is not None:
+        votes.clear()  # other voters: the sampled votes do not hold
     calibration = setup.calibration.subset(kept) if len(kept) >= MIN_VIEWS else None
     line = (f"warning: cameras {', '.join(away)} disagree with the others' consensus in every sampled frame (IoU "
             f"below {DISAGREE}): calibration in {root / 'extri.yml'} wrong (or every mask)? checked in time only")
@@ -288,20 +297,30 @@ def _vote(setup: _Setup, masks: dict[str, np.ndarray], device, junk: set[str] = 
         if name not in junk:  # a garbage mask does not vote (it counts as empty)
             mask = masks[name]
             stack[i, :mask.shape[0], :mask.shape[1]] = mask
+    return names, check_frame(torch.from_numpy(stack).to(device), geometry)
+
+
+@contextmanager
+def _one_thread_per_vote(device):
+    """On the CPU, each vote's small tensors in one thread (as fast, and much faster on a busy machine): the
+    cores go to frames in parallel instead."""
+    import torch
+
     threads = torch.get_num_threads()
-    if device.type == "cpu":  # small tensors: one thread is as fast, and much faster on a busy machine
+    if device.type == "cpu":
         torch.set_num_threads(1)
     try:
-        return names, check_frame(torch.from_numpy(stack).to(device), geometry)
+        yield
     finally:
         torch.set_num_threads(threads)
 
 
 def _frame_result(setup: _Setup, options: CheckOptions, frame: str, masks: dict[str, np.ndarray], device,
-                  inputs: dict[str, list[int]]):
-    """The per-frame record (JSON-able; ``inputs``: the fingerprints of what was read) and the vote (for repairs)."""
+                  inputs: dict[str, list[int]], voted=False):
+    """The per-frame record (JSON-able; ``inputs``: the fingerprints of what was read) and the vote (for repairs;
+    given as ``voted`` when already taken)."""
     junk = {name: why for name, mask in masks.items() if (why := garbage(mask))}
-    voted = _vote(setup, masks, device, set(junk))
+    voted = _vote(setup, masks, device, set(junk)) if voted is False else voted
     cameras = {}
     for name, mask in masks.items():
         cameras[name] = {"area": float(mask.mean())}
@@ -415,7 +434,8 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
     check_overlap(root, {"--repair_dir": options.repair_dir}, {"--masks_dir": options.masks_dir})
     device = pick_device(options.device)
     setup, notices = _setup(root, options, tool)
-    setup, more = _agreement(setup, options, device, root)
+    votes: dict = {}
+    setup, more = _agreement(setup, options, device, root, votes)
     notices += more
     for line in notices:
         print(f"{tool}: {line}", file=sys.stderr)
@@ -435,23 +455,30 @@ def run_check(root: str | Path, options: CheckOptions, tool: str = "check") -> t
             clear_stale_temp_files(root / options.repair_dir / camera.name,
                                    [setup.paths[f][camera.name].name for f in frames if camera.name in setup.paths[f]])
 
-    def read(frame: str):
-        inputs = _inputs(setup, frame)  # before reading: a mask rewritten meanwhile makes the result stale
-        return inputs, _frame_masks(setup, options, frame)
+    def work(frame: str) -> tuple[int, int, int]:
+        """Check one frame, repair it when asked, store its result; frames run in ``workers`` threads."""
+        if frame in votes:  # voted already by the sampling, with the same cameras
+            inputs, masks, voted = votes.pop(frame)
+        else:
+            inputs = _inputs(setup, frame)  # before reading: a mask rewritten meanwhile makes the result stale
+            masks, voted = _frame_masks(setup, options, frame), False
+        record, voted = _frame_result(setup, options, frame, masks, device, inputs, voted)
+        repaired, copied = _repair(setup, options, frame, record, voted) if options.repair_dir else (0, 0)
+        atomic_write(_result_path(root, options, frame), json.dumps(record).encode())
+        return len(masks), repaired, copied
 
-    with progress_bar(len(frames), "check") as bar:  # frames: an interruption says how many are done
-        bar.update(report.frames_resumed)
-        for frame, (inputs, masks) in zip(todo, prefetch_map(read, todo, options.workers, options.workers + 1),
-                                          strict=True):
-            record, voted = _frame_result(setup, options, frame, masks, device, inputs)
-            if options.repair_dir:
-                repaired, copied = _repair(setup, options, frame, record, voted)
+    try:
+        with _one_thread_per_vote(device), progress_bar(len(frames), "check") as bar:
+            bar.update(report.frames_resumed)  # frames: an interruption says how many are done
+            for count, repaired, copied in prefetch_map(work, todo, options.workers, options.workers):
                 report.repaired += repaired
                 report.copied += copied
-            atomic_write(_result_path(root, options, frame), json.dumps(record).encode())
-            report.frames_checked += 1
-            report.masks_checked += len(masks)
-            bar.update(1)
+                report.frames_checked += 1
+                report.masks_checked += count
+                bar.update(1)
+    except KeyboardInterrupt:  # the frames in flight finished meanwhile: count what is written
+        set_progress(sum(_current(setup, options, frame) for frame in frames))
+        raise
     if all(_current(setup, options, frame) for frame in setup.frames):
         report.rows = _rows(setup, options)
         report.csv = root / "check" / f"{options.masks_dir}.csv"
