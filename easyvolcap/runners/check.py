@@ -194,19 +194,22 @@ def _agreement(setup: _Setup, options: CheckOptions, device, root: Path,
     picks = sorted({frames[round(i * (len(frames) - 1) / max(1, SAMPLES - 1))] for i in range(SAMPLES)} if frames
                    else set(), key=natural_key)
     ious: dict[str, list[float]] = {}
-    for frame in picks:
+
+    def sample(frame: str):
         inputs = _inputs(setup, frame)
         masks = _frame_masks(setup, options, frame)
-        with _one_thread_per_vote(device):
-            voted = _vote(setup, masks, device, {n for n, m in masks.items() if garbage(m)})
-        if votes is not None:
-            votes[frame] = (inputs, masks, voted)
-        if voted is None:
-            continue
-        names, result = voted
-        for i, name in enumerate(names):
-            if result.consensus_area[i] >= CheckParams().min_area and result.area[i] >= CheckParams().min_area:
-                ious.setdefault(name, []).append(float(result.iou[i]))
+        return frame, inputs, masks, _vote(setup, masks, device, {n for n, m in masks.items() if garbage(m)})
+
+    with _one_thread_per_vote(device):  # the sampled frames in parallel, as the check's frames
+        for frame, inputs, masks, voted in prefetch_map(sample, picks, options.workers, options.workers):
+            if votes is not None:
+                votes[frame] = (inputs, masks, voted)
+            if voted is None:
+                continue
+            names, result = voted
+            for i, name in enumerate(names):
+                if result.consensus_area[i] >= CheckParams().min_area and result.area[i] >= CheckParams().min_area:
+                    ious.setdefault(name, []).append(float(result.iou[i]))
     away = [name for name, values in ious.items() if max(values) < DISAGREE]
     if not away or len(away) * 3 > len(setup.calibration):  # a third or more: the masks, not the cameras
         return setup, []
