@@ -25,8 +25,8 @@ import numpy as np
 
 def make_dataset(root: Path, frames: int, height: int, width: int, cameras: int = 1) -> Path:
     """``cameras`` cameras of ``frames`` JPEG frames and JPEG masks of a moving disc."""
-    from easyvolcap.demo import background
     from easyvolcap.image_io import write_image
+    from easyvolcap.synthetic.capture import background
 
     for c in range(cameras):
         plate = background(height, width, seed=c)

@@ -87,9 +87,9 @@ def make_passes(model_key: str, model, size: tuple[int, int], batch: int, images
     src = torch.rand(batch, 3, *size, generator=generator).to(device)
     passes = max(1, -(-images // batch))
     if tool == "rvm":
-        from easyvolcap.runners.rvm import auto_downsample_ratio
+        from easyvolcap.models.rvm.checkpoints import internal_scale
 
-        ratio, state = auto_downsample_ratio(*size), [None] * 4
+        ratio, state = internal_scale(size), [None] * 4
         clip = src[None]
 
         def run_pass(memory_format):
@@ -97,9 +97,12 @@ def make_passes(model_key: str, model, size: tuple[int, int], batch: int, images
             x = clip.flatten(0, 1).contiguous(memory_format=memory_format).unflatten(0, clip.shape[:2])
             _, _, *state = model(x, *state, downsample_ratio=ratio)
     elif tool == "bgmv2":
-        from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
+        from easyvolcap.models.bgmv2.checkpoints import refine_settings
+        from easyvolcap.runners.bgmv2 import Bgmv2Options
 
-        model.backbone_scale, model.refiner.sample_pixels = refine_settings(Bgmv2Options(), size)
+        options = Bgmv2Options()
+        model.backbone_scale, model.refiner.sample_pixels = refine_settings(size, options.backbone_scale,
+                                                                            options.refine_sample_pixels)
         bgr = src.flip(-1)
 
         def run_pass(memory_format):
@@ -152,7 +155,7 @@ def synthesized_checkpoint(folder: Path, keys: str) -> Path:
     child process: the caller stays small, and so does the peak RSS its children inherit)."""
     path = folder / f"{keys}.pth"
     if not path.exists():
-        code = ("import sys, torch; from easyvolcap.synthetic import load_spec, synth_state_dict; "
+        code = ("import sys, torch; from easyvolcap.synthetic.weights import load_spec, synth_state_dict; "
                 "torch.save(synth_state_dict(load_spec(sys.argv[1])), sys.argv[2])")
         subprocess.run([sys.executable, "-c", code, str(PARITY / f"{keys}.keys.json"), str(path)], check=True)
     return path
@@ -162,9 +165,17 @@ def auto_choice(model_key: str, size: tuple[int, int], device: str) -> int:
     """What ``--batch_size auto`` picks for ``model_key`` at ``size`` on ``device`` on this machine."""
     import torch
 
-    from easyvolcap.batching import auto_batch_size, model_scale
+    from easyvolcap.batching import auto_batch_size
+    from easyvolcap.models.bgmv2.checkpoints import DEFAULT_BACKBONE_SCALE
+    from easyvolcap.models.bgmv2.checkpoints import PASS_COSTS as BGMV2_COSTS
+    from easyvolcap.models.rvm.checkpoints import VARIANTS, internal_scale
+    from easyvolcap.models.schp.checkpoints import crop_pass_cost
 
-    return auto_batch_size(model_key, size, model_scale(model_key, size), torch.device(device), torch.float32)
+    tool, _, variant = model_key.partition(":")
+    cost, scale = {"rvm": lambda: (VARIANTS[variant].cost, internal_scale(size)),
+                   "bgmv2": lambda: (BGMV2_COSTS[variant], DEFAULT_BACKBONE_SCALE),
+                   "schp": lambda: (crop_pass_cost((473, 473)), 1.0)}[tool]()
+    return auto_batch_size(cost, size, scale, torch.device(device), torch.float32)
 
 
 def sweep(models: list[str], sizes: list[str], batches: list[int], images: int, device: str,

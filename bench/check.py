@@ -33,7 +33,7 @@ def make_dataset(root: Path, cameras: int, frames: int, size: tuple[int, int]) -
 
     from easyvolcap.calibration import write_calibration
     from easyvolcap.image_io import write_image
-    from easyvolcap.scene import make_scene
+    from easyvolcap.synthetic.scene import make_scene
 
     small = make_scene(cameras, frames, (size[0] // 4, size[1] // 4), seed=0)
     for c, name in enumerate(small.calibration.names):

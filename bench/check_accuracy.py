@@ -3,7 +3,7 @@
     python bench/check_accuracy.py                    # 30 seeds of 8/1, 8/2, 12/3, 16/4, 6/1, 5/1 cameras/corrupted
     python bench/check_accuracy.py --seeds 5 --scenes 8/2,16/4
 
-Each scene is ``easyvolcap.scene``'s calibrated ring (radial distortion, the last camera zoomed in so that the
+Each scene is ``easyvolcap.synthetic.scene``'s calibrated ring (radial distortion, the last camera zoomed in so that the
 person overflows its view) with two frames of 150x200 masks; in every frame ``corrupted`` cameras get a fault
 (empty, shifted by 10% of the width, lower body cut, limb-sized blob, bystander) and about half of the others
 harmless noise (2-pixel erosion or dilation, a soft edge), all through JPEG. Prints per scene kind: clean masks
@@ -20,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from easyvolcap.scene import check_scene
+from easyvolcap.synthetic.scene import check_scene
 
 
 def main() -> None:

@@ -56,8 +56,8 @@ class Result:
 
 def make_dataset(root: Path, size: tuple[int, int], cameras: int, frames: int) -> Path:
     """The demo scene as JPEG frames and a PNG background per camera (``bkgd/<camera>.png``)."""
-    from easyvolcap.demo import background, make_demo_dataset
     from easyvolcap.image_io import write_image
+    from easyvolcap.synthetic.capture import background, make_demo_dataset
 
     make_demo_dataset(root, cameras, frames, size, odd_size=None, ext=".jpg")
     for c in range(cameras):

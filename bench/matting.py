@@ -105,8 +105,8 @@ def plan(args: argparse.Namespace) -> list[Case]:
 
 def make_dataset(root: Path, resolution: str, cameras: int, frames: int) -> Path:
     """``cameras`` x ``frames`` JPEG frames of the demo scene and each camera's background."""
-    from easyvolcap.demo import background, make_demo_dataset
     from easyvolcap.image_io import write_image
+    from easyvolcap.synthetic.capture import background, make_demo_dataset
 
     if not root.exists():
         size = RESOLUTIONS[resolution]

@@ -239,14 +239,16 @@ def evc_bgmv2(layout: DatasetLayout, model, device, mask_dir: str, chunk: int = 
     frames read by a thread pool, run 8 at a time, and the chunk's masks written by a thread pool; JPEG masks."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
+    from easyvolcap.models.bgmv2.checkpoints import refine_settings
+    from easyvolcap.runners.bgmv2 import Bgmv2Options
 
     options = Bgmv2Options()
     model.refiner.mode, model.refiner.threshold = options.refine_mode, options.refine_threshold
     with ThreadPoolExecutor(EVC_THREADS) as pool:
         for camera in layout.cameras:
             bgr = _load([read_rgb(layout.root / "bkgd" / f"{camera.name}.png")], device)
-            model.backbone_scale, model.refiner.sample_pixels = refine_settings(options, tuple(bgr.shape[-2:]))
+            model.backbone_scale, model.refiner.sample_pixels = refine_settings(
+                tuple(bgr.shape[-2:]), options.backbone_scale, options.refine_sample_pixels)
             for c0 in range(0, len(camera), chunk):
                 paths = list(camera.frames[c0:c0 + chunk])
                 images = _read_all(paths, pool)
@@ -305,13 +307,13 @@ PEER_TITLES = {"evc_rvm": "EasyVolcap RVM script", "rvm_convert_video": "RVM con
 
 
 def rvm_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
-    from easyvolcap.runners.rvm import auto_downsample_ratio
+    from easyvolcap.models.rvm.checkpoints import internal_scale
 
     camera = layout.cameras[0]
     size = image_size(camera.frames[0])
     with torch.inference_mode():
         model(torch.rand(1, min(batch, len(camera)), 3, *size, device=device),
-              downsample_ratio=auto_downsample_ratio(*size))
+              downsample_ratio=internal_scale(size))
 
 
 def bgmv2_warmup(layout: DatasetLayout, model, device, batch: int) -> None:
@@ -491,7 +493,7 @@ class _Timer:
 
 def synthesize_weights(keys: str, out: str) -> None:
     """Save the synthetic state dict of a ``*.keys.json`` layout (the same every time)."""
-    from easyvolcap.synthetic import load_spec, synth_state_dict
+    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 
     torch.save(synth_state_dict(load_spec(keys)), out)
 

@@ -23,8 +23,8 @@ import numpy as np
 
 def files(height: int, width: int) -> dict[str, bytes]:
     """Encoded outputs of one 1080p frame: a JPEG mask, a PNG mask, an RGBA background."""
-    from easyvolcap.demo import background, figure_mask
     from easyvolcap.image_io import encode_image
+    from easyvolcap.synthetic.capture import background, figure_mask
 
     mask = figure_mask(height, width, 0.3)
     rgba = np.dstack([background(height, width, seed=0), np.full((height, width), 255, np.uint8)])

@@ -1,15 +1,11 @@
 """Images per forward pass: the ``--batch_size auto`` rule and the CPU's memory check, shared by every tool.
 
-The rule depends only on the model, the image size, the device kind, the precision and the machine's
-fixed facts (its total host memory, or the CUDA device's total memory), never on the memory free at
-the moment: a resumed, sharded or multi-device run plans the same batches as an uninterrupted one and
-writes the same bytes. What the rule cannot foresee, the out-of-memory back-off
-(:func:`easyvolcap.inference.run_with_backoff`) handles.
-
-Pass memory is estimated from constants measured by ``bench/batch_sweep.py`` (the rise of a process's
-peak RSS over one forward pass, float32, CPU): per image, ``full`` bytes per input pixel plus ``low``
-bytes per pixel at the model's internal scale (RVM's downsample ratio, BGMv2's backbone scale, SCHP's
-crop) plus ``fixed`` bytes.
+The rule depends only on the model's declared pass cost (:class:`~easyvolcap.models._checkpoint.PassCost`, kept
+next to each model family), its internal scale at an image size, the device kind, the precision and the machine's
+fixed facts (its total host memory, or the CUDA device's total memory), never on the memory free at the moment:
+a resumed, sharded or multi-device run plans the same batches as an uninterrupted one and writes the same bytes.
+What the rule cannot foresee, the out-of-memory back-off (:func:`easyvolcap.inference.run_with_backoff`) handles.
+This module names no model: a runner hands it the cost and the scale rule of the model it runs.
 """
 
 from __future__ import annotations
@@ -23,34 +19,10 @@ from pathlib import Path
 import torch
 
 from .errors import EvcError
+from .models._checkpoint import PassCost
 
-__all__ = ["PASS_COSTS", "BatchPlan", "PassCost", "auto_batch_size", "estimate_peak_bytes", "model_scale",
-           "pass_bytes", "plan_batch_size", "plan_camera_batches", "total_memory"]
-
-
-@dataclass(frozen=True)
-class PassCost:
-    """Memory of a float32 forward pass on the CPU, per image, and of the process around it."""
-
-    full: float  # bytes per input pixel (full resolution)
-    low: float  # bytes per pixel at the model's internal scale
-    fixed: float  # bytes per image, whatever its size
-    base: float  # bytes of the process besides the passes: runtime, weights, libraries
-    cpu_max: int = 16  # images per pass on the CPU at most, whatever the memory
-
-
-# Measured with ``python bench/batch_sweep.py`` (pass memory per image at 540p, 1080p and 4K, fitted;
-# see the readme's Performance section). A slight overestimate is safe: it only lowers the batch.
-PASS_COSTS: dict[str, PassCost] = {
-    "rvm:mobilenetv3": PassCost(full=120.0, low=700.0, fixed=0.0, base=0.75e9),
-    "rvm:resnet50": PassCost(full=120.0, low=750.0, fixed=0.0, base=0.85e9),
-    "bgmv2:mobilenetv2": PassCost(full=240.0, low=0.0, fixed=100e6, base=0.75e9),
-    "bgmv2:resnet50": PassCost(full=240.0, low=0.0, fixed=100e6, base=0.9e9),
-    "bgmv2:resnet101": PassCost(full=240.0, low=0.0, fixed=100e6, base=1.0e9),
-    # SCHP's 473x473 crop already gives each convolution plenty of work: on the CPU 1 crop per pass runs as
-    # fast as 2 (0.77 vs 0.80 img/s, within run-to-run noise) with 255 MB less
-    "schp": PassCost(full=0.0, low=1700.0, fixed=0.0, base=1.0e9, cpu_max=1),
-}
+__all__ = ["BatchPlan", "PassCost", "auto_batch_size", "estimate_peak_bytes", "pass_bytes", "plan_batch_size",
+           "plan_camera_batches", "total_memory"]
 
 CPU_PASS_BUDGET = 1.2e9  # bytes of pass memory the CPU rule aims at: beyond it, larger batches only cost memory
 CUDA_FRACTION = 0.25  # of the device's total memory that the auto batch's passes may take
@@ -68,57 +40,29 @@ class BatchPlan:
     requested: int | None = None  # an explicit ``--batch_size`` that did not fit the memory and was lowered
 
 
-def _cost(model_key: str) -> PassCost:
-    """The cost of ``model_key``; for a variant not measured, the dearest of its tool (an overestimate is safe)."""
-    key = "schp" if model_key.startswith("schp") else model_key
-    if key in PASS_COSTS:
-        return PASS_COSTS[key]
-    tool = key.split(":")[0]
-    same_tool = [cost for name, cost in PASS_COSTS.items() if name.split(":")[0] == tool] or list(PASS_COSTS.values())
-    return max(same_tool, key=lambda cost: (cost.full, cost.low, cost.fixed))
-
-
-def model_scale(model_key: str, size: tuple[int, int], ratio: float | None = None) -> float:
-    """The side of the model's internal resolution over the image's, as the tools set it.
-
-    RVM: ``ratio`` (its ``--downsample_ratio``; ``None``: auto, ``min(512 / max(H, W), 1)``); BGMv2:
-    ``ratio`` (its backbone scale; ``None``: the tool's default, 0.25 up to 2K, 0.125 above when auto);
-    SCHP: its crop side over the image's long side (a crop is 473 or 512 pixels whatever the frame).
-    """
-    long_side = max(size)
-    if model_key.startswith("rvm"):
-        return ratio if ratio is not None else min(512 / long_side, 1.0)
-    if model_key.startswith("bgmv2"):
-        return ratio if ratio is not None else 0.25
-    return 473 / long_side
-
-
-def pass_bytes(model_key: str, size: tuple[int, int], scale: float, dtype: torch.dtype = torch.float32) -> float:
-    """Estimated memory of one image's share of a forward pass (input and activations), in bytes.
-
-    SCHP's images are its crops: ``size`` is then the frame's and ``scale`` the crop's side over it.
-    """
-    cost = _cost(model_key)
+def pass_bytes(cost: PassCost, size: tuple[int, int], scale: float, dtype: torch.dtype = torch.float32) -> float:
+    """Estimated memory of one image's share of a forward pass (input and activations), in bytes, for images of
+    ``size`` (height, width) at the model's internal ``scale``."""
     pixels = size[0] * size[1]
-    if model_key.startswith("schp"):
-        pixels = 0  # the parser only sees crops
-        low = (473 * 473) if scale * max(size) <= 473 else (512 * 512)
-    else:
-        low = pixels * scale * scale
+    low = pixels * scale * scale  # pixels at the internal scale
     per_image = cost.full * pixels + cost.low * low + cost.fixed
     return per_image * (0.5 if dtype in (torch.float16, torch.bfloat16) else 1.0)
 
 
-def total_memory(device: torch.device) -> int:
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")  # v2, v1
+
+
+def total_memory(device: torch.device, limit_files: tuple[str, ...] = CGROUP_LIMITS) -> int:
     """The machine's fixed memory for ``device``: the CUDA device's total memory, or the host's total memory
-    (lowered to the control group's limit when one is set). Never the memory free at the moment."""
+    (lowered to the control group's limit, the first of ``limit_files`` that exists, when one is set). Never the
+    memory free at the moment."""
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 16 * 2**30  # no sysconf: assume a 16 GB machine
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for limit_file in limit_files:
         try:
             text = Path(limit_file).read_text().strip()
         except OSError:
@@ -136,7 +80,7 @@ def _power_of_two_at_most(value: float, cap: int) -> int:
     return batch
 
 
-def auto_batch_size(model_key: str, size: tuple[int, int], scale: float, device: torch.device,
+def auto_batch_size(cost: PassCost, size: tuple[int, int], scale: float, device: torch.device,
                     dtype: torch.dtype = torch.float32) -> int:
     """Images per forward pass for ``--batch_size auto``: a power of two, from fixed facts only.
 
@@ -146,67 +90,67 @@ def auto_batch_size(model_key: str, size: tuple[int, int], scale: float, device:
     CUDA: the largest batch whose estimated pass memory stays within ``CUDA_FRACTION`` of the device's
     total memory, at most ``CUDA_MAX_BATCH``.
     """
-    per_image = pass_bytes(model_key, size, scale, dtype)
+    per_image = pass_bytes(cost, size, scale, dtype)
     if device.type == "cuda":
         budget = CUDA_FRACTION * total_memory(device) / CUDA_SAFETY
         return _power_of_two_at_most(budget / per_image, CUDA_MAX_BATCH)
-    return _power_of_two_at_most(CPU_PASS_BUDGET / per_image, _cost(model_key).cpu_max)
+    return _power_of_two_at_most(CPU_PASS_BUDGET / per_image, cost.cpu_max)
 
 
-def estimate_peak_bytes(model_key: str, size: tuple[int, int], scale: float, batch: int, held_frames: int = 0,
+def estimate_peak_bytes(cost: PassCost, size: tuple[int, int], scale: float, batch: int, held_frames: int = 0,
                         dtype: torch.dtype = torch.float32) -> float:
     """Estimated peak memory of a CPU run: the process, ``batch`` images' pass and ``held_frames`` decoded
     8-bit frames (read ahead or waiting to be written)."""
-    cost = _cost(model_key)
-    return cost.base + batch * pass_bytes(model_key, size, scale, dtype) + held_frames * size[0] * size[1] * 3
+    return cost.base + batch * pass_bytes(cost, size, scale, dtype) + held_frames * size[0] * size[1] * 3
 
 
-def plan_batch_size(requested: int | None, model_key: str, size: tuple[int, int], scale: float,
+def plan_batch_size(requested: int | None, cost: PassCost, size: tuple[int, int], scale: float,
                     device: torch.device, dtype: torch.dtype = torch.float32,
-                    held_frames=lambda batch: 0, hint: str = "") -> BatchPlan:
+                    held_frames=lambda batch: 0, hint: str = "", model: str = "the model") -> BatchPlan:
     """The batch for images of ``size``: ``requested`` (``None``: :func:`auto_batch_size`), on the CPU lowered
     until the run's estimated peak memory fits in ``HOST_FRACTION`` of the machine's total memory.
 
     ``held_frames(batch)`` is how many decoded frames the run holds besides the pass. ``hint`` says what to
-    change when even one image does not fit (e.g. ``"a smaller --downsample_ratio"``).
+    change when even one image does not fit (e.g. ``"a smaller --downsample_ratio"``); ``model`` names the
+    model in that message.
 
     Raises:
         EvcError: on the CPU, one image per pass does not fit in the machine's memory.
     """
-    batch = auto_batch_size(model_key, size, scale, device, dtype) if requested is None else requested
+    batch = auto_batch_size(cost, size, scale, device, dtype) if requested is None else requested
     if device.type != "cpu":
         return BatchPlan(batch, requested is None)
     budget = HOST_FRACTION * total_memory(device)
     fitted = batch
-    while fitted > 1 and estimate_peak_bytes(model_key, size, scale, fitted, held_frames(fitted), dtype) > budget:
+    while fitted > 1 and estimate_peak_bytes(cost, size, scale, fitted, held_frames(fitted), dtype) > budget:
         fitted //= 2
-    need = estimate_peak_bytes(model_key, size, scale, fitted, held_frames(fitted), dtype)
+    need = estimate_peak_bytes(cost, size, scale, fitted, held_frames(fitted), dtype)
     if need > budget:
         change = f"; use {hint}" if hint else ""
-        raise EvcError(f"{size[1]}x{size[0]} images: one image per forward pass of {model_key} needs about "
+        raise EvcError(f"{size[1]}x{size[0]} images: one image per forward pass of {model} needs about "
                        f"{need / 2**30:.1f} GB, more than {HOST_FRACTION:.0%} of this machine's "
                        f"{total_memory(device) / 2**30:.1f} GB{change}, or a machine with more memory")
     return BatchPlan(fitted, requested is None, None if fitted == batch or requested is None else requested)
 
 
-def plan_camera_batches(tool: str, requested: int | None, model_key: str, sizes: dict[str, tuple[int, int]],
-                        device: torch.device, dtype: torch.dtype,
-                        scale: Callable[[tuple[int, int]], float] | None = None,
-                        held_frames: Callable[[int], int] = lambda batch: 0, hint: str = "") -> dict[str, int]:
+def plan_camera_batches(tool: str, requested: int | None, cost: PassCost, sizes: dict[str, tuple[int, int]],
+                        device: torch.device, dtype: torch.dtype, scale: Callable[[tuple[int, int]], float],
+                        held_frames: Callable[[int], int] = lambda batch: 0, hint: str = "",
+                        model: str = "the model") -> dict[str, int]:
     """Each camera's batch (by its image size, see :func:`plan_batch_size`), warning once per size on
     stderr where an explicit ``--batch_size`` was lowered to fit the machine's memory.
 
-    ``scale(size)`` is the model's internal scale at an image size (default: :func:`model_scale`'s).
+    ``scale(size)`` is the model's internal scale at an image size (the rule its family declares).
 
     Raises:
         EvcError: one image of some size does not fit in the machine's memory.
     """
     plans: dict[tuple[int, int], BatchPlan] = {}
     for size in sorted(set(sizes.values())):
-        ratio = scale(size) if scale else model_scale(model_key, size)
-        plan = plan_batch_size(requested, model_key, size, ratio, device, dtype, held_frames, hint)
+        ratio = scale(size)
+        plan = plan_batch_size(requested, cost, size, ratio, device, dtype, held_frames, hint, model)
         if plan.requested is not None:
-            need = estimate_peak_bytes(model_key, size, ratio, plan.requested, held_frames(plan.requested), dtype)
+            need = estimate_peak_bytes(cost, size, ratio, plan.requested, held_frames(plan.requested), dtype)
             print(f"{tool}: warning: --batch_size {plan.requested} at {size[1]}x{size[0]} would need about "
                   f"{need / 2**30:.1f} GB; using {plan.batch} images per pass to fit this machine's "
                   f"{total_memory(device) / 2**30:.1f} GB", file=sys.stderr)

@@ -18,8 +18,21 @@ from torch import nn
 
 from .errors import EvcError
 
-__all__ = ["BatchLimit", "alpha_to_uint8", "empty_masks", "exhausted_memory", "inference_session", "is_out_of_memory",
-           "keep_freed_memory", "pick_device", "pick_dtype", "run_with_backoff", "split_list", "to_device_batch"]
+__all__ = [
+    "BatchLimit",
+    "alpha_to_uint8",
+    "empty_masks",
+    "exhausted_memory",
+    "inference_session",
+    "input_memory_format",
+    "is_out_of_memory",
+    "keep_freed_memory",
+    "pick_device",
+    "pick_dtype",
+    "run_with_backoff",
+    "split_list",
+    "to_device_batch",
+]
 
 W = TypeVar("W")
 
@@ -55,6 +68,11 @@ def pick_dtype(device: torch.device, fp16: bool) -> tuple[torch.dtype, str | Non
     return torch.float16, None
 
 
+def input_memory_format(device: torch.device) -> torch.memory_format:
+    """The layout of input batches during :func:`inference_session` on ``device``: channels-last on the CPU."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 @contextmanager
 def inference_session(model: nn.Module, device: torch.device) -> Iterator[torch.memory_format]:
     """Set the process up for fast inference of ``model`` on ``device``; yields the input batches' layout.
@@ -71,13 +89,13 @@ def inference_session(model: nn.Module, device: torch.device) -> Iterator[torch.
     On CUDA nothing changes and the layout is NCHW.
     """
     if device.type != "cpu":
-        yield torch.contiguous_format
+        yield input_memory_format(device)
         return
     was_nchw = any(not p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
     model.to(memory_format=torch.channels_last)
     try:
         with keep_freed_memory():
-            yield torch.channels_last
+            yield input_memory_format(device)
     finally:
         if was_nchw:
             model.to(memory_format=torch.contiguous_format)

@@ -36,10 +36,12 @@ def grow(binary: np.ndarray, dilation: int) -> np.ndarray:
     return cv2.dilate(binary, np.ones((dilation, dilation), np.uint8))
 
 
-def merge_masks(rvm: np.ndarray, schp: np.ndarray, dilation: int = 20, threshold: int = THRESHOLD) -> np.ndarray:
-    """EasyVolcap's merge: the SCHP mask kept only inside the binarised RVM mask grown by a
-    ``dilation x dilation`` square, 0 elsewhere (``(H, W)`` uint8, SCHP's values)."""
-    return np.where(grow(binarize(rvm, threshold), dilation) > 0, schp, 0).astype(np.uint8)
+def merge_masks(foreground: np.ndarray, people: np.ndarray, dilation: int = 20, threshold: int = THRESHOLD
+                ) -> np.ndarray:
+    """EasyVolcap's merge: the ``people`` mask (a human parser's) kept only inside the binarised ``foreground``
+    mask (a matting model's) grown by a ``dilation x dilation`` square, 0 elsewhere (``(H, W)`` uint8, the
+    ``people`` mask's values)."""
+    return np.where(grow(binarize(foreground, threshold), dilation) > 0, people, 0).astype(np.uint8)
 
 
 def invert_mask(mask: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:

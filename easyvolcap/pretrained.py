@@ -87,13 +87,14 @@ def bgmv2(*, checkpoint: PathLike | None = None, backbone: str | None = None, de
 def schp(dataset: str = "cihp", *, checkpoint: PathLike | None = None, checkpoint_dir: PathLike | None = None,
          device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The SCHP ResNet-101 parser of ``dataset`` (``cihp``, ``lip``, ``atr``, ``pascal``), from ``checkpoint``,
-    else its official file name in ``checkpoint_dir``, else in the hub cache. Its label set, input size
-    and normalisation are ``models.schp.checkpoints.CHECKPOINTS[dataset]``.
+    else its official file name in ``checkpoint_dir``, else in the hub cache. Its label set (classes, input
+    size) is the returned network's ``label_set``; its normalisation is in
+    ``models.schp.checkpoints.CHECKPOINTS[dataset]``.
 
     Raises:
         EvcError: the file is missing or unreadable, or its class count is another dataset's (both named).
     """
-    from .models.schp import schp_resnet101
+    from .models.schp import label_set, schp_resnet101
     from .models.schp.checkpoints import CHECKPOINTS, CLASSES_KEY
 
     if dataset not in CHECKPOINTS:
@@ -110,6 +111,7 @@ def schp(dataset: str = "cihp", *, checkpoint: PathLike | None = None, checkpoin
                        f"{dataset} has {len(declared.classes)} classes")
     model = schp_resnet101(num_classes=len(declared.classes))
     load_strict(model, state_dict, str(path))
+    model.label_set = label_set(dataset)  # the classes and input size the runner needs
     return _ready(model, device, dtype)
 
 

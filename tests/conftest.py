@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import write_image
-from easyvolcap.synthetic import load_spec, synth_state_dict
+from easyvolcap.synthetic.capture import background, make_demo_dataset
+from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 
 PARITY = Path(__file__).parent / "parity"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.image_io import read_gray, write_image
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 
 def make_mask_dataset(root: Path, cameras: int = 3, frames: int = 4) -> Path:

@@ -33,6 +33,8 @@ class ColourParser(nn.Module):
 class RedChannelMatting(nn.Module):
     """A stand-in RVM: alpha is the red channel."""
 
+    variant = "mobilenetv3"  # whose pass cost plans its batches
+
     def forward(self, src, r1=None, r2=None, r3=None, r4=None, downsample_ratio=1.0):
         state = torch.zeros(src.shape[0], 1, 1, 1)
         return [src, src[:, :, :1].clone(), state, state, state, state]

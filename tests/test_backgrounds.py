@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from easyvolcap.cli.backgrounds import main, memory_size
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import read_rgb
 from easyvolcap.layout import DatasetLayout
@@ -25,6 +24,7 @@ from easyvolcap.runners.backgrounds import (
     rounded_mean,
     run_backgrounds,
 )
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 
 SIZE = (48, 64)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import write_image
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 PARITY = Path(__file__).parent / "parity"
@@ -156,7 +156,7 @@ def test_matting_rows_print_defaults_tuned_and_peers_as_table_and_markdown(monke
 
 def test_check_bench_child_and_accuracy_scene(tmp_path):
     """``bench/check.py``'s timed child runs the tool and reports its numbers; ``bench/check_accuracy.py``'s
-    scoring of one scene (``easyvolcap.scene.check_scene``) gives every mask a record, repairs of the flagged
+    scoring of one scene (``easyvolcap.synthetic.scene.check_scene``) gives every mask a record, repairs of the flagged
     corrupted ones."""
     bench_check = _bench_module("check")
     root = bench_check.make_dataset(tmp_path / "d", 5, 2, (120, 160))
@@ -164,7 +164,7 @@ def test_check_bench_child_and_accuracy_scene(tmp_path):
                          capture_output=True, text=True, timeout=300)
     numbers = json.loads(out.stdout.strip().splitlines()[-1])
     assert numbers["masks"] == 10 and numbers["seconds"] > 0 and numbers["peak_rss"] > 0
-    from easyvolcap.scene import check_scene
+    from easyvolcap.synthetic.scene import check_scene
 
     records = check_scene(5, 1, 0)
     assert len(records) == 10 and sum(r["kind"] != "clean" for r in records) == 2

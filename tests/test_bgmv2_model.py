@@ -18,7 +18,7 @@ from goldens import Golden
 
 from easyvolcap.errors import EvcError
 from easyvolcap.models.bgmv2 import BACKBONES, REFINE_MODES, MattingBase, MattingRefine, base_state_dict
-from easyvolcap.synthetic import load_spec, synth_state_dict
+from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 from easyvolcap.weights import load_strict
 
 PARITY = Path(__file__).parent / "parity"

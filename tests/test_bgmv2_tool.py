@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from easyvolcap.cli.bgmv2 import main
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import read_rgb, write_image
 from easyvolcap.models.bgmv2 import MattingRefine
-from easyvolcap.runners.bgmv2 import Bgmv2Options, refine_settings
+from easyvolcap.models.bgmv2.checkpoints import refine_settings
+from easyvolcap.runners.bgmv2 import Bgmv2Options
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 from easyvolcap.weights import load_checkpoint
 
 SIZES = {"00": (48, 64), "01": (48, 64), "02": (42, 58)}  # camera 02 is not a multiple of 4
@@ -166,11 +167,14 @@ def test_resume_is_byte_identical_and_rewrites_nothing_done(scene, bgmv2_checkpo
 
 
 def test_auto_backbone_scale_follows_the_resolution():
+    def settings(options: Bgmv2Options, size: tuple[int, int]) -> tuple[float, int]:
+        return refine_settings(size, options.backbone_scale, options.refine_sample_pixels)
+
     auto = Bgmv2Options(backbone_scale=None)
-    assert refine_settings(auto, (1080, 1920)) == (0.25, 80_000)
-    assert refine_settings(auto, (2160, 3840)) == (0.125, 320_000)
-    assert refine_settings(auto, (540, 960)) == (0.25, 20_000)
-    assert refine_settings(Bgmv2Options(), (2160, 3840)) == (0.25, 80_000)  # EasyVolcap's fixed defaults
+    assert settings(auto, (1080, 1920)) == (0.25, 80_000)
+    assert settings(auto, (2160, 3840)) == (0.125, 320_000)
+    assert settings(auto, (540, 960)) == (0.25, 20_000)
+    assert settings(Bgmv2Options(), (2160, 3840)) == (0.25, 80_000)  # EasyVolcap's fixed defaults
 
 
 @pytest.mark.parametrize("flag", [["--backbone_scale", "0.6"], ["--refine_threshold", "2"], ["--chunk_size", "0"],

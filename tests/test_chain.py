@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 
 from easyvolcap.cli import backgrounds, bgmv2, rvm
-from easyvolcap.demo import make_demo_dataset
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 
 def test_masks_then_backgrounds_then_bgmv2(tmp_path, rvm_checkpoints, bgmv2_checkpoints, capsys):
@@ -32,7 +32,7 @@ def test_calibrated_chain_masks_check_repair_backgrounds_bgmv2_review(tmp_path, 
     """The readme's calibrated chain: RVM -> check with repair -> backgrounds from the repaired masks -> BGMv2
     -> check of BGMv2's masks -> one review video."""
     from easyvolcap.cli import check, visualize
-    from easyvolcap.scene import make_scene, write_scene
+    from easyvolcap.synthetic.scene import make_scene, write_scene
 
     data = write_scene(tmp_path / "ring", make_scene(5, 3, (60, 80)), "gt_masks", ".png", images=True)
     common = ["--data_root", str(data), "--workers", "2"]

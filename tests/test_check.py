@@ -17,7 +17,7 @@ from easyvolcap.calibration import field_radius2, project, read_calibration, vie
 from easyvolcap.cli.check import main
 from easyvolcap.errors import EvcError
 from easyvolcap.multiview import FrameGeometry, _vote, check_frame, repair_mask
-from easyvolcap.scene import CORRUPTIONS, check_scene, corrupt, make_scene, write_scene
+from easyvolcap.synthetic.scene import CORRUPTIONS, check_scene, corrupt, make_scene, write_scene
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "segmentation" / "check_masks.py"
 SIZE = (150, 200)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from easyvolcap.cli import backgrounds, bgmv2, rvm, schp
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import write_image
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 
 TOOLS = ("rvm", "bgmv2", "schp", "bkgd")
 

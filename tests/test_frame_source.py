@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from easyvolcap.cli import rvm
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.runners.frame_source import FrameSource, device_decode_works, is_jpeg_camera
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 CPU = torch.device("cpu")
 
@@ -69,11 +69,11 @@ def test_a_corrupt_or_odd_sized_jpeg_is_named(tmp_path):
 
 
 def test_rvm_and_bgmv2_write_the_same_masks_either_way(tmp_path, rvm_checkpoints, bgmv2_checkpoints):
-    from easyvolcap.demo import background
     from easyvolcap.models.bgmv2 import MattingRefine
     from easyvolcap.models.rvm import MattingNetwork
     from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
+    from easyvolcap.synthetic.capture import background
 
     data = make_demo_dataset(tmp_path / "d", cameras=2, frames=3, size=(48, 64), odd_size=None)
     for camera in ("00", "01"):

@@ -113,7 +113,7 @@ def test_host_allocator_failure_halves_the_batch_once_announced():
 @pytest.mark.gpu
 def test_rvm_on_cuda_in_half_precision(tmp_path, rvm_checkpoints):
     from easyvolcap.cli import rvm
-    from easyvolcap.demo import make_demo_dataset
+    from easyvolcap.synthetic.capture import make_demo_dataset
 
     data = make_demo_dataset(tmp_path / "d", cameras=2, frames=3, size=(48, 64), odd_size=None)
     assert rvm.main(["--data_root", str(data), "--variant", "mobilenetv3", "--device", "cuda", "--fp16",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -90,10 +89,15 @@ def test_alpha_to_uint8_rounds_like_torch():
     assert torch.equal(alpha_to_uint8(pha.double()), want)  # other dtypes: torch's path
 
 
-def test_cpu_batches_of_other_shapes_take_the_plain_path():
+def test_cpu_batches_of_other_kinds_take_the_plain_path_with_the_same_values():
+    """Batches the table conversion does not take (RGBA, 16-bit, float16) still come out as ``x / 255``."""
     cpu = torch.device("cpu")
-    gray = [np.full((4, 5), 200, np.uint8)]
-    with pytest.raises(RuntimeError):  # (H, W) is no RGB batch: torch says so, nothing uninitialised comes back
-        to_device_batch(gray, cpu, torch.float32)
-    with pytest.raises(ValueError, match="same shape"):
-        to_device_batch([np.zeros((4, 5, 3), np.uint8), np.zeros((5, 5, 3), np.uint8)], cpu, torch.float32)
+    rng = np.random.default_rng(0)
+    rgba = [rng.integers(0, 256, (4, 5, 4), dtype=np.uint8) for _ in range(2)]
+    out = to_device_batch(rgba, cpu, torch.float32)
+    assert out.shape == (2, 4, 4, 5)
+    assert torch.equal(out, torch.from_numpy(np.stack(rgba)).permute(0, 3, 1, 2).float() / 255)
+    rgb = [rng.integers(0, 256, (4, 5, 3), dtype=np.uint8)]
+    half = to_device_batch(rgb, cpu, torch.float16)
+    assert half.dtype == torch.float16
+    assert torch.equal(half, to_device_batch(rgb, cpu, torch.float32).half())

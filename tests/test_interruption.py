@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.image_io import write_image
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "segmentation"
 LONG = 160  # frames of the last camera: long enough to be caught mid-run

@@ -77,7 +77,7 @@ def test_same_stem_twice_is_refused(tmp_path):
 
 def test_image_files_of_other_types_are_counted_and_named_once(tmp_path, capsys):
     from easyvolcap.cli import backgrounds
-    from easyvolcap.demo import make_demo_dataset
+    from easyvolcap.synthetic.capture import make_demo_dataset
 
     root = make_demo_dataset(tmp_path / "d", cameras=2, frames=2, size=(24, 32), odd_size=None, ext=".png")
     for name in ("00/000000.tif", "00/extra.WEBP", "01/000001.bmp", "01/a.webp", "01/.hidden.tiff"):

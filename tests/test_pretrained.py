@@ -14,7 +14,7 @@ from easyvolcap.errors import EvcError
 from easyvolcap.models._checkpoint import recognise
 from easyvolcap.models.bgmv2.checkpoints import CHECKPOINTS as BGMV2
 from easyvolcap.models.rvm.checkpoints import CHECKPOINTS as RVM
-from easyvolcap.synthetic import load_spec
+from easyvolcap.synthetic.weights import load_spec
 
 PARITY = Path(__file__).parent / "parity"
 

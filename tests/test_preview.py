@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from easyvolcap.cli import backgrounds, rvm
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.preview import GAP, LABEL_WIDTH, MAX_CAMERAS, TEXT_HEIGHT, TILE, TITLE_HEIGHT, contact_sheet, spread
+from easyvolcap.synthetic.capture import make_demo_dataset
 
 
 def sheet_shape(rows: int, columns: int) -> tuple[int, int]:

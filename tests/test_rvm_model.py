@@ -16,7 +16,7 @@ from goldens import Golden
 from easyvolcap.errors import EvcError
 from easyvolcap.models import MattingNetwork
 from easyvolcap.models.rvm import VARIANTS, drop_refiner_keys
-from easyvolcap.synthetic import load_spec, synth_state_dict
+from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 from easyvolcap.weights import load_strict
 
 PARITY = Path(__file__).parent / "parity"

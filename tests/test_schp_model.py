@@ -31,7 +31,7 @@ from easyvolcap.models.schp import (
     upsample_logits,
     warp_to_input,
 )
-from easyvolcap.synthetic import load_spec, synth_state_dict
+from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 from easyvolcap.weights import load_strict
 
 PARITY = Path(__file__).parent / "parity"

@@ -13,7 +13,6 @@ from PIL import Image
 from stubs import BoxDetector, ColourParser
 
 from easyvolcap.cli.schp import main
-from easyvolcap.demo import make_demo_dataset
 from easyvolcap.detectors import Person, TorchvisionDetector, WholeFrameDetector, suppress_covered
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
@@ -22,7 +21,8 @@ from easyvolcap.models.schp import get_palette, label_set
 from easyvolcap.models.schp.restore import Crop, FrameCanvas, expand_box
 from easyvolcap.pretrained import person_detector
 from easyvolcap.runners.schp import SchpOptions, run_schp
-from easyvolcap.synthetic import synth_state_dict
+from easyvolcap.synthetic.capture import make_demo_dataset
+from easyvolcap.synthetic.weights import synth_state_dict
 
 PARITY = Path(__file__).parent / "parity"
 

@@ -14,13 +14,13 @@ import torch
 from stubs import ColourParser, RedChannelMatting
 
 from easyvolcap.cli import backgrounds, bgmv2, resolve_shard, rvm, shard_spec
-from easyvolcap.demo import background, make_demo_dataset
 from easyvolcap.detectors import WholeFrameDetector
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
 from easyvolcap.models.schp import label_set
 from easyvolcap.runners.schp import SchpOptions, run_schp
+from easyvolcap.synthetic.capture import background, make_demo_dataset
 
 
 def outputs(root: Path, folders: tuple[str, ...]) -> dict[str, bytes]:

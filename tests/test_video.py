@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from easyvolcap.cli import backgrounds, rvm
-from easyvolcap.demo import background, figure_mask
 from easyvolcap.errors import EvcError
 from easyvolcap.image_io import write_image
 from easyvolcap.layout import DatasetLayout
+from easyvolcap.synthetic.capture import background, figure_mask
 from easyvolcap.video import VideoFrames, count_frames
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..detectors import DETECTORS
+from ..models.schp.checkpoints import DATASETS
 from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
@@ -27,7 +28,6 @@ from . import (
 __all__ = ["build_parser", "main"]
 
 TOOL = "schp"
-DATASETS = ("cihp", "lip", "atr", "pascal")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> Outcome:
     """Parse every frame the flags ask for; returns the layout and the runner's report."""
-    from ..models.schp import label_set
     from ..pretrained import person_detector, schp
     from ..runners.schp import SchpOptions, run_schp
 
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> Outcome:
     parser = schp(args.dataset, checkpoint=args.chkpt_path, checkpoint_dir=args.chkpt_dir, device=device, dtype=dtype)
     detector = person_detector(args.detector, checkpoint=args.detector_chkpt_path, checkpoint_dir=args.chkpt_dir,
                                device=device)
-    labels = label_set(args.dataset)
+    labels = parser.label_set  # what the checkpoint's dataset declares
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
                           restore=args.restore, overwrite=args.overwrite, workers=args.workers)
@@ -87,7 +86,6 @@ def run(args: argparse.Namespace) -> Outcome:
 
 def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     """Write the preview and return the summary line."""
-    from ..models.schp import get_palette, label_set
     from ..preview import label_rows, write_preview
 
     layout, report = outcome.layout, outcome.report
@@ -99,7 +97,7 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
             f"in {report.seconds:.1f} s ({rate:.1f} img/s); {report.people} people parsed")
     if report.frames_without_person:
         line += f"; {len(report.frames_without_person)} frames with no person: {examples(report.frames_without_person)}"
-    rows = label_rows(layout, args.schp_dir, get_palette(label_set(args.dataset).num_classes))
+    rows = label_rows(layout, args.schp_dir, report.palette)
     preview = None if args.no_preview else write_preview(layout, args.schp_dir, rows, TOOL)
     return with_preview(line, preview)
 

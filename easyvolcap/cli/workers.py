@@ -8,12 +8,12 @@ the reports and prints one summary.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import multiprocessing
 import os
 import queue as queue_module
 import traceback
-from collections.abc import Sequence
 from functools import reduce
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,7 @@ def split_devices(spec: str | None) -> list[str | None]:
     return [part.strip() for part in spec.split(",") if part.strip()] or [None]
 
 
-def _worker(module_name: str, argv: list[str], index: int, count: int, messages) -> None:
+def _worker(module_name: str, args: argparse.Namespace, index: int, count: int, messages) -> None:
     from ..progress import report_progress_to
 
     try:
@@ -49,7 +49,7 @@ def _worker(module_name: str, argv: list[str], index: int, count: int, messages)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // count))
         report_progress_to(messages)
         tool = importlib.import_module(module_name)
-        outcome = tool.run(tool.build_parser().parse_args(argv))
+        outcome = tool.run(args)
         messages.put(("done", index, outcome))
     except EvcError as error:
         messages.put(("error", index, str(error)))
@@ -59,25 +59,10 @@ def _worker(module_name: str, argv: list[str], index: int, count: int, messages)
         messages.put(("crash", index, traceback.format_exc()))
 
 
-def _worker_argv(argv: Sequence[str], device: str, shard: tuple[int, int]) -> list[str]:
-    out, skip = [], False
-    for arg in argv:  # drop the parent's --device and --shard (and their values)
-        if skip:
-            skip = False
-            continue
-        if arg in ("--device", "--shard"):
-            skip = True
-            continue
-        if arg.startswith(("--device=", "--shard=")):
-            continue
-        out.append(arg)
-    return [*out, "--device", device, "--shard", f"{shard[0]}/{shard[1]}"]
-
-
-def run_workers(tool: Tool, argv: Sequence[str], devices: list[str], user_shard: tuple[int, int] | None,
+def run_workers(tool: Tool, args: argparse.Namespace, devices: list[str], user_shard: tuple[int, int] | None,
                 progress: bool | None = None) -> Outcome:
-    """Run ``tool.run`` in one process per device and return the workers' outcomes merged (their cameras
-    and their reports).
+    """Run ``tool.run`` in one process per device, each with the parsed ``args`` but its own ``--device`` and
+    ``--shard``, and return the workers' outcomes merged (their cameras and their reports).
 
     Raises:
         EvcError: a worker met an expected fault (the message names its device).
@@ -88,7 +73,8 @@ def run_workers(tool: Tool, argv: Sequence[str], devices: list[str], user_shard:
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     processes = [context.Process(target=_worker, daemon=True,
-                                 args=(tool.__name__, _worker_argv(argv, device, (first + step * i, step * count)),
+                                 args=(tool.__name__, argparse.Namespace(**{
+                                     **vars(args), "device": device, "shard": (first + step * i, step * count)}),
                                        i, count, messages))
                  for i, device in enumerate(devices)]
     for process in processes:

@@ -1,11 +1,12 @@
-"""The declaration of an official checkpoint: plain data kept next to each model."""
+"""What a model family declares next to its network, as plain data (no torch): its official checkpoint files
+and the memory cost of its forward pass, which batch planning (:mod:`easyvolcap.batching`) takes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "PassCost", "recognise"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,19 @@ def recognise(keys: set[str] | frozenset[str], checkpoints: dict[str, Checkpoint
     """The variant whose ``signature`` key is among ``keys`` (the first one, in declaration order), or
     ``None``: recognises a file's variant from the data, without building any network."""
     return next((c.variant for c in checkpoints.values() if c.signature and c.signature in keys), None)
+
+
+@dataclass(frozen=True)
+class PassCost:
+    """Memory of a float32 forward pass on the CPU, per image, and of the process around it.
+
+    One image's share of a pass is ``full`` bytes per input pixel, plus ``low`` bytes per pixel at the
+    model's internal scale (RVM's downsample ratio, BGMv2's backbone scale), plus ``fixed`` bytes (e.g.
+    a crop of fixed size). Measured with ``bench/batch_sweep.py``; a slight overestimate is safe.
+    """
+
+    full: float  # bytes per input pixel (full resolution)
+    low: float  # bytes per pixel at the model's internal scale
+    fixed: float  # bytes per image, whatever its size
+    base: float  # bytes of the process besides the passes: runtime, weights, libraries
+    cpu_max: int = 16  # images per pass on the CPU at most, whatever the memory

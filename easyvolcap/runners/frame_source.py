@@ -50,8 +50,13 @@ class FrameSource:
     """
 
     def __init__(self, device: torch.device, sizes: dict[str, tuple[int, int]], mode: str = "host") -> None:
+        """Raises:
+            EvcError: ``device`` mode on a CUDA device on which this torchvision cannot decode JPEG.
+        """
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode {mode!r}: expected one of {DECODE_MODES}")
+        if mode == "device" and device.type == "cuda" and not device_decode_works(device):
+            raise EvcError(f"--decode gpu: this torchvision cannot decode JPEG on {device}; use --decode cpu")
         self.device, self.sizes, self.mode = device, sizes, mode
         self._jpeg: dict[str, bool] = {}
 

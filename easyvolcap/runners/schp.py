@@ -27,6 +27,7 @@ from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy,
 from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
 from ..layout import Camera, DatasetLayout
 from ..models.schp import MEAN_BGR, STD_BGR, LabelSet, get_palette, upsample_logits, warp_to_input
+from ..models.schp.checkpoints import crop_pass_cost
 from ..models.schp.restore import (
     Crop,
     FrameCanvas,
@@ -66,9 +67,13 @@ class SchpReport(RunReport):
     frames_written: int = 0
     people: int = 0
     frames_without_person: list[tuple[str, str]] = field(default_factory=list)
+    label_names: tuple[str, ...] = ()  # the parser's classes, by label index
+    palette: np.ndarray | None = None  # (classes, 3) RGB colours of the label maps written
 
     def merge(self, other: SchpReport) -> SchpReport:
         super().merge(other)
+        self.label_names = self.label_names or other.label_names
+        self.palette = self.palette if self.palette is not None else other.palette
         self.frames_written += other.frames_written
         self.people += other.people
         self.frames_without_person += other.frames_without_person
@@ -197,12 +202,12 @@ def run_schp(layout: DatasetLayout, detector: Detector, parser: nn.Module, label
     sharded run writes the same bytes as one uninterrupted run.
     """
     start = time.perf_counter()
-    report = SchpReport()
+    report = SchpReport(label_names=labels.labels, palette=get_palette(labels.num_classes))
     sizes = {camera.name: camera.size() for camera in layout.cameras}
     report.batch_mode = "auto" if options.batch_size is None else "set"
     report.batch_sizes = plan_camera_batches(
-        "schp", options.batch_size, "schp", sizes, device, dtype, lambda size: labels.input_size[0] / max(size),
-        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda")
+        "schp", options.batch_size, crop_pass_cost(labels.input_size), sizes, device, dtype, lambda size: 1.0,
+        held_frames=lambda batch: 6 * options.frames_per_batch, hint="--device cuda", model="the SCHP parser")
     outputs = partial(_outputs, layout, options)
     batches = plan_batches(layout, options.frames_per_batch, outputs, options.overwrite, report)
     clear_stale_outputs(layout, [options.mask_dir, options.schp_dir, options.logits_dir])

@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoints import BACKBONES, REFINE_MODES
 from .decoder import ASPP, Decoder
 from .encoders import MobileNetV2Encoder, ResNetEncoder
-from .refiner import REFINE_MODES, Refiner
+from .refiner import Refiner
 
 __all__ = ["BACKBONES", "REFINE_MODES", "MattingBase", "MattingRefine", "base_state_dict"]
 
-BACKBONES = ("mobilenetv2", "resnet50", "resnet101")
 _OUT_CHANNELS = 1 + 3 + 1 + 32  # alpha, fgr residual, error, hidden
 _MULTIPLE = 4  # the refiner works on 4x4 blocks
 
@@ -120,8 +120,10 @@ class MattingRefine(MattingBase):
             prevent_oversampling=prevent_oversampling,
         )
 
-    def forward(self, src: Tensor, bgr: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Matte ``src`` against its background ``bgr``.
+    def forward(self, src: Tensor, bgr: Tensor, *, backbone_scale: float | None = None, refine_mode: str | None = None,
+                sample_pixels: int | None = None, threshold: float | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Matte ``src`` against its background ``bgr``, with this pass's settings (``None``: the attributes).
 
         Args:
             src: ``[B, 3, H, W]`` the source image, RGB, float in [0, 1]; ``H`` and ``W`` divisible by 4.
@@ -134,11 +136,13 @@ class MattingRefine(MattingBase):
             floor(W * backbone_scale)``; and the 0/1 map of refined 4x4 blocks ``[B, 1, H/4, W/4]``.
         """
         _check_images(src, bgr, multiple=_MULTIPLE)
-        _check_scale(self.backbone_scale)
-        src_sm = _downsample(src, self.backbone_scale)
-        bgr_sm = _downsample(bgr, self.backbone_scale)
+        scale = self.backbone_scale if backbone_scale is None else backbone_scale
+        _check_scale(scale)
+        src_sm = _downsample(src, scale)
+        bgr_sm = _downsample(bgr, scale)
         pha_sm, fgr_residual_sm, err_sm, hid_sm = self._coarse(src_sm, bgr_sm)
-        pha, fgr_residual, ref_sm = self.refiner(src, bgr, pha_sm, fgr_residual_sm, err_sm, hid_sm)
+        pha, fgr_residual, ref_sm = self.refiner(src, bgr, pha_sm, fgr_residual_sm, err_sm, hid_sm, mode=refine_mode,
+                                                 sample_pixels=sample_pixels, threshold=threshold)
         pha = pha.clamp(0.0, 1.0)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         fgr_sm = (src_sm + fgr_residual_sm).clamp(0.0, 1.0)

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checkpoints import REFINE_MODES
+
 __all__ = ["REFINE_MODES", "Refiner"]
 
-REFINE_MODES = ("full", "sampling", "thresholding")
 _KERNEL_SIZES = (1, 3)
 _CHANNELS = (32, 24, 16, 12, 4)  # hid in; conv1, conv2, conv3, conv4 out
 
@@ -54,8 +55,8 @@ def replace_patches(x: Tensor, patches: Tensor, idx: tuple[Tensor, Tensor, Tenso
 class Refiner(nn.Module):
     """Full-resolution refinement of the coarse matte.
 
-    The settings are plain attributes, so they can be changed after loading weights
-    (``model.refiner.mode = "full"``); ``kernel_size`` is fixed by the weights.
+    The settings are the defaults of each pass; :meth:`forward` takes others per pass (``mode``,
+    ``sample_pixels``, ``threshold``); ``kernel_size`` is fixed by the weights.
 
     Args:
         mode: one of :data:`REFINE_MODES`.
@@ -93,9 +94,11 @@ class Refiner(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(
-        self, src: Tensor, bgr: Tensor, pha: Tensor, fgr: Tensor, err: Tensor, hid: Tensor
+        self, src: Tensor, bgr: Tensor, pha: Tensor, fgr: Tensor, err: Tensor, hid: Tensor, *,
+        mode: str | None = None, sample_pixels: int | None = None, threshold: float | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Refine the coarse outputs.
+        """Refine the coarse outputs (``mode``, ``sample_pixels``, ``threshold``: this pass's settings, by default
+        the attributes).
 
         Args:
             src, bgr: full-resolution images ``[B, 3, H, W]``, RGB in [0, 1]; ``H, W`` divisible by 4.
@@ -108,30 +111,34 @@ class Refiner(nn.Module):
             ``(pha, fgr, ref)``: refined alpha ``[B, 1, H, W]`` and foreground residual ``[B, 3, H, W]``
             (both unclamped), and the 0/1 map of refined blocks ``[B, 1, H/4, W/4]`` (all ones in ``full``).
         """
-        _check_mode(self.mode)
+        mode = self.mode if mode is None else mode
+        _check_mode(mode)
         full_size = tuple(src.shape[2:])
         quarter_size = (full_size[0] // 4, full_size[1] // 4)
         src_bgr = torch.cat([src, bgr], dim=1)  # [B, 6, H, W]
         coarse = torch.cat([hid, pha, fgr], dim=1)  # [B, 36, h, w]
-        if self.mode == "full":
+        if mode == "full":
             out = self._refine_full(coarse, src_bgr)
             ref = src.new_ones((src.shape[0], 1, *quarter_size))
             return out[:, :1], out[:, 1:], ref
 
-        ref = self.select_regions(_resize(err, quarter_size))  # [B, 1, H/4, W/4]
+        ref = self.select_regions(_resize(err, quarter_size), mode, sample_pixels, threshold)  # [B, 1, H/4, W/4]
         out = _resize(torch.cat([pha, fgr], dim=1), full_size)  # [B, 4, H, W]
         idx = tuple(torch.nonzero(ref.squeeze(1)).unbind(dim=1))  # (b, y, x), row-major order
         if idx[0].numel() > 0:
             out = replace_patches(out, self._refine_patches(coarse, src_bgr, idx), idx)
         return out[:, :1], out[:, 1:], ref
 
-    def select_regions(self, err: Tensor) -> Tensor:
-        """The 0/1 map ``[B, 1, h, w]`` of blocks to refine, from the error ``err`` ``[B, 1, h, w]``."""
-        if self.mode == "thresholding":
-            return err.gt(self.threshold).to(err.dtype)
+    def select_regions(self, err: Tensor, mode: str | None = None, sample_pixels: int | None = None,
+                       threshold: float | None = None) -> Tensor:
+        """The 0/1 map ``[B, 1, h, w]`` of blocks to refine, from the error ``err`` ``[B, 1, h, w]`` (settings
+        given as ``None`` are the attributes)."""
+        if (self.mode if mode is None else mode) == "thresholding":
+            return err.gt(self.threshold if threshold is None else threshold).to(err.dtype)
         b, _, h, w = err.shape
         flat = err.view(b, h * w)
-        k = min(self.sample_pixels // 16, h * w)  # one block covers 16 pixels
+        pixels = self.sample_pixels if sample_pixels is None else sample_pixels
+        k = min(pixels // 16, h * w)  # one block covers 16 pixels
         top = flat.topk(k, dim=1, sorted=False).indices
         ref = torch.zeros_like(flat).scatter_(1, top, 1.0)
         if self.prevent_oversampling:

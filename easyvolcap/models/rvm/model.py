@@ -12,21 +12,15 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import encoders
+from .checkpoints import VARIANTS
 from .decoder import Projection, RecurrentDecoder
-from .encoders import MobileNetV3LargeEncoder, ResNet50Encoder
 from .guided_filter import DeepGuidedFilterRefiner, FastGuidedFilterRefiner
 from .lraspp import LRASPP
 
 __all__ = ["REFINERS", "VARIANTS", "MattingNetwork", "drop_refiner_keys", "rvm_mobilenetv3", "rvm_resnet50"]
 
-VARIANTS = ("mobilenetv3", "resnet50")
 REFINERS = ("deep_guided_filter", "fast_guided_filter")
-
-# variant -> (encoder, LR-ASPP output channels, decoder channels of decode3..decode0)
-_CONFIGS = {
-    "mobilenetv3": (MobileNetV3LargeEncoder, 128, [80, 40, 32, 16]),
-    "resnet50": (ResNet50Encoder, 256, [128, 64, 32, 16]),
-}
 
 
 class MattingNetwork(nn.Module):
@@ -47,11 +41,13 @@ class MattingNetwork(nn.Module):
 
     def __init__(self, variant: str = "mobilenetv3", refiner: str = "deep_guided_filter") -> None:
         super().__init__()
-        if variant not in _CONFIGS:
-            raise ValueError(f"Unknown RVM variant {variant!r}; expected one of {VARIANTS}.")
+        if variant not in VARIANTS:
+            raise ValueError(f"Unknown RVM variant {variant!r}; expected one of {tuple(VARIANTS)}.")
         if refiner not in REFINERS:
             raise ValueError(f"Unknown RVM refiner {refiner!r}; expected one of {REFINERS}.")
-        encoder, aspp_channels, decoder_channels = _CONFIGS[variant]
+        spec = VARIANTS[variant]
+        encoder, aspp_channels, decoder_channels = getattr(encoders, spec.encoder), spec.aspp_channels, \
+            list(spec.decoder_channels)
         self.variant = variant
         self.backbone = encoder()
         f1, f2, f3, f4 = encoder.channels

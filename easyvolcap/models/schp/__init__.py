@@ -1,33 +1,22 @@
-"""Self-Correction Human Parsing (SCHP): the ResNet-101 parser with official key names, its transforms and labels."""
+"""Self-Correction Human Parsing (SCHP): the ResNet-101 parser with official key names, its transforms and labels.
 
-from .abn import ActivatedBatchNorm2d
-from .labels import LABEL_SETS, MEAN_BGR, STD_BGR, LabelSet, get_palette, label_set
-from .network import SchpNetwork, schp_resnet101
-from .transforms import (
-    affine_transform,
-    box_to_center_scale,
-    logits_to_image,
-    normalize,
-    upsample_logits,
-    warp_logit_channels,
-    warp_to_input,
-)
+Its facts (checkpoints, label sets, pass cost) are in :mod:`.checkpoints` and :mod:`.labels`, which import no
+torch; the other modules are imported on first use of their names here.
+"""
 
-__all__ = [
-    "LABEL_SETS",
-    "MEAN_BGR",
-    "STD_BGR",
-    "ActivatedBatchNorm2d",
-    "LabelSet",
-    "SchpNetwork",
-    "affine_transform",
-    "box_to_center_scale",
-    "get_palette",
-    "label_set",
-    "logits_to_image",
-    "normalize",
-    "schp_resnet101",
-    "upsample_logits",
-    "warp_logit_channels",
-    "warp_to_input",
-]
+from importlib import import_module
+
+_MODULE = {
+    "LABEL_SETS": "labels", "MEAN_BGR": "labels", "STD_BGR": "labels", "LabelSet": "labels", "get_palette": "labels",
+    "label_set": "labels", "ActivatedBatchNorm2d": "abn", "SchpNetwork": "network", "schp_resnet101": "network",
+    "affine_transform": "transforms", "box_to_center_scale": "transforms", "logits_to_image": "transforms",
+    "normalize": "transforms", "upsample_logits": "transforms", "warp_logit_channels": "transforms",
+    "warp_to_input": "transforms",
+}
+__all__ = sorted(_MODULE)
+
+
+def __getattr__(name: str):
+    if name in _MODULE:
+        return getattr(import_module(f".{_MODULE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
-from .calibration import Calibration, write_calibration
-from .image_io import write_image
+from ..calibration import Calibration, field_radius2, viewing_box, write_calibration
+from ..image_io import write_image
+from ..multiview import FrameGeometry, check_frame, repair_mask
+from .capture import background, figure_mask
 
 __all__ = ["CORRUPTIONS", "NOISES", "Scene", "check_scene", "corrupt", "corrupted_frame", "make_scene", "turned",
            "write_scene"]
@@ -180,8 +183,6 @@ def corrupt(mask: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
         cv2.ellipse(blob, (minor, 3 * minor), (minor, 3 * minor), 0, 0, 360, 255, -1)
         return _place(mask, blob, rng)
     if kind == "bystander":  # a second, smaller person seen by this camera only
-        from .demo import figure_mask
-
         tall = max(12, height // 2)
         person = figure_mask(tall, tall, 0.5)
         columns = np.flatnonzero(person.any(0))
@@ -231,11 +232,6 @@ def check_scene(cameras: int, bad: int, seed: int, size: tuple[int, int] = (150,
         ``flags``, ``missing``, ``extra``; a flagged mask also ``iou`` (with the exact silhouette,
         before and after its repair) and ``outside`` (repaired pixels farther than 4 pixels from the silhouette).
     """
-    import torch
-
-    from .calibration import field_radius2, viewing_box
-    from .multiview import FrameGeometry, check_frame, repair_mask
-
     scene = make_scene(cameras, frames, size, seed=seed)
     cal = scene.calibration
     geometry = FrameGeometry.build(cal.K, cal.R, cal.T, cal.D, np.stack([cal.H, cal.W], 1), field_radius2(cal),
@@ -264,8 +260,6 @@ def write_scene(root: str | Path, scene: Scene, masks_dir: str = "masks", ext: s
     """Write the scene's masks (``<masks_dir>/<camera>/<frame:06d><ext>``, with ``faults[(camera, frame)]``
     applied), the exact silhouettes (``gt_masks/``, PNG), ``intri.yml``/``extri.yml`` (``calibration``) and,
     with ``images``, rendered images (a textured backdrop and a coloured figure). Returns ``root``."""
-    from .demo import background
-
     root = Path(root)
     rng = np.random.default_rng(seed)
     faults = faults or {}
