@@ -14,7 +14,7 @@ import pytest
 
 from easyvolcap.cli.check import main
 from easyvolcap.progress import last_progress, progress_bar
-from easyvolcap.scene import corrupt, make_scene, write_scene
+from easyvolcap.synthetic.scene import corrupt, make_scene, write_scene
 
 
 @pytest.fixture

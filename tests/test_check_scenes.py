@@ -13,7 +13,7 @@ import pytest
 
 from easyvolcap.cli.check import main
 from easyvolcap.image_io import read_gray
-from easyvolcap.scene import make_scene, turned, write_scene
+from easyvolcap.synthetic.scene import make_scene, turned, write_scene
 
 SIZE = (90, 120)
 
