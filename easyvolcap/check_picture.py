@@ -1,7 +1,7 @@
 """The picture of a mask check, ``<data_root>/preview/check_<masks_dir>.jpg``.
 
 Top: a cameras x frames grid, each cell coloured by its score (red 0 ... green 1) and marked with the
-first letter of its flag (E empty, A misaligned, X extra, M missing, T temporal); rows are labelled with
+first letter of its flag (G garbage, E empty, A misaligned, X extra, M missing, T temporal); rows are labelled with
 camera names, columns with frame stems. Bottom: the worst masks, each drawn against what the other cameras
 see (white: the mask where they support it; red: what no other camera supports, i.e. extra, what a repair
 removes; blue: what they need and the mask lacks, i.e. missing, what a repair adds; slate: the rest of their
@@ -20,7 +20,7 @@ from .image_io import write_image
 
 __all__ = ["LETTERS", "overlay", "write_check_picture"]
 
-LETTERS = {"empty": "E", "misaligned": "A", "extra": "X", "missing": "M", "temporal": "T"}
+LETTERS = {"garbage": "G", "empty": "E", "misaligned": "A", "extra": "X", "missing": "M", "temporal": "T"}
 CELL = 18
 LABEL = 64
 WORST = 6

@@ -9,6 +9,7 @@ with ``--calibrated``, a ring of calibrated cameras around a walking body
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from .synthetic.capture import make_demo_dataset
@@ -30,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "a walking body, intri.yml/extri.yml written, masks agreeing across views in "
                              "gt_masks/ (for check_masks.py)")
     args = parser.parse_args(argv)
+    for flag in ("cameras", "frames", "height", "width"):
+        if getattr(args, flag) < 1 or (flag in ("height", "width") and getattr(args, flag) < 16):
+            least = 16 if flag in ("height", "width") else 1
+            print(f"demo: error: --{flag} {getattr(args, flag)}: must be at least {least}", file=sys.stderr)
+            return 1
     if args.calibrated:
         from .synthetic.scene import make_scene, write_scene
 

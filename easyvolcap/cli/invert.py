@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
+from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
 from .mask_folders import add_mask_dataset_args, discover_masks
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> Outcome:
     """Invert every mask the flags ask for; returns the layout and the runner\'s report."""
     from ..runners.invert import InvertOptions, run_invert
 
+    refuse_overlap(args, ("inv_masks_dir",), ("masks_dir", "image_dir"))
     layout = discover_masks(args, TOOL, args.masks_dir, "--masks_dir", EXTENSIONS)
     options = InvertOptions(inv_masks_dir=args.inv_masks_dir, overwrite=args.overwrite, workers=args.workers,
                             quality=args.quality)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import EvcError
 from ..image_io import read_gray
 from ..layout import DatasetLayout
 from ..masks import THRESHOLD, check_same_size, merge_masks
@@ -57,6 +58,9 @@ def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | Non
     """Write ``<out_dir>/<camera>/<stem><out_ext>`` for every frame of ``layout`` (the RVM masks) that
     has an SCHP mask ``<schp_dir>/<camera>/<stem><schp_ext>``; frames of one input only are listed in
     the report and skipped.
+
+    Raises:
+        EvcError: no frame has both masks (nothing to merge), or a mask is unreadable.
     """
     report = MergeReport()
     jobs = []
@@ -73,6 +77,9 @@ def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | Non
                 continue
             jobs.append(MaskJob(camera.name, frame.stem, (frame, schp[frame.stem]),
                                 layout.output_path(options.out_dir, camera.name, frame, options.out_ext)))
+    if layout.cameras and not jobs:
+        raise EvcError(f"{layout.root / layout.image_dir}: no RVM mask has an SCHP mask of the same camera and frame "
+                       f"in {layout.root / options.schp_dir} (*{options.schp_ext}): nothing to merge")
     run_mask_jobs(jobs, lambda job: merge_frame(job, options.dilation, options.threshold), report, "merge",
                   options.workers, options.quality, options.overwrite, progress)
     return report
