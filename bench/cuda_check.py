@@ -92,17 +92,16 @@ def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], tool: 
 def run_tool(tool: str, root: Path, weights: Path, device: str, mask_dir: str, fp16: bool = False,
              decode: str = "host", batch: int | str | None = "default", measure_model: bool = True,
              inject_oom: bool = False) -> Result:
-    """One run of ``tool`` as the command line runs it (cuDNN autotuning, pinned memory, the tool's defaults),
+    """One run of ``tool`` as the command line runs it (no cuDNN autotuning, pinned memory, the tool's defaults),
     timed, then (``measure_model``) its forward passes replayed on tensors in memory."""
     import matting_workloads as work
     import torch
 
-    from easyvolcap.inference import inference_session
+    from easyvolcap.inference import inference_session, pick_device
     from easyvolcap.layout import DatasetLayout
 
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    dev = pick_device(device)  # indexed, as the tools have it
+    torch.backends.cudnn.benchmark = False  # as the tools run (cli.running.prepare_device)
     dtype = torch.float16 if fp16 and dev.type == "cuda" else torch.float32
     variant = MODELS[tool][0]
     model = work.load_model(tool, variant, weights, dev).to(dtype)
@@ -199,7 +198,9 @@ def forced_backoff(tool: str, root: Path, weights: Path, device: str, mask_dir: 
 
     batch = 4 * max(int("".join(ch for ch in fp32_batch.split("-")[-1] if ch.isdigit()) or 1), 1)
     if device.startswith("cuda"):
-        dev = torch.device(device)
+        from easyvolcap.inference import pick_device
+
+        dev = pick_device(device)  # set_per_process_memory_fraction needs the device's index
         total = torch.cuda.get_device_properties(dev).total_memory
         torch.cuda.empty_cache()
         torch.cuda.set_per_process_memory_fraction(min(1.0, 1.3 * (one_image_peak or total) / total), dev)

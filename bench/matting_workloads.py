@@ -390,7 +390,7 @@ def measure(spec: dict) -> dict[str, dict]:
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if spec["device"] == "auto" else spec["device"])
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as the CLI runs (prepare_device)
+        torch.backends.cudnn.benchmark = False  # as the CLI runs (prepare_device)
     dtype = torch.float16 if spec.get("fp16") and device.type == "cuda" else torch.float32
     layout = DatasetLayout.discover(spec["root"])
     model = load_model(spec["tool"], spec["variant"], Path(spec["weights"]), device)

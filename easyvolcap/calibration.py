@@ -1,8 +1,10 @@
 """Camera calibration of an EasyVolcap dataset: ``intri.yml`` and ``extri.yml`` at the data root.
 
 Both are OpenCV ``FileStorage`` YAML. ``intri.yml`` holds ``names`` and per camera ``K_<name>`` (3x3),
-``D_<name>`` or ``dist_<name>`` (k1, k2, p1, p2, k3; optional), ``H_<name>``/``W_<name>`` (optional,
-0 = unknown); ``extri.yml`` holds ``R_<name>`` (Rodrigues 3x1) or ``Rot_<name>`` (3x3), ``T_<name>``
+``D_<name>`` or ``dist_<name>`` (optional; OpenCV's order k1, k2, p1, p2[, k3[, k4, k5, k6[, s1, s2, s3,
+s4[, tx, ty]]]], so 4, 5, 8, 12 or 14 numbers; the tilted-sensor pair ``tx, ty`` must be 0),
+``H_<name>``/``W_<name>`` (optional, 0 = unknown); ``extri.yml`` holds ``R_<name>`` (Rodrigues 3x1) or
+``Rot_<name>`` (3x3; when both are given they must agree), ``T_<name>``
 (3x1) and optionally ``bounds_<name>`` (2x3: min row, max row). World to camera is
 ``x = R @ X + T``; a pixel is ``K @ distort(x / z)`` (``cv2.projectPoints``), with the origin at the
 top-left corner of the first pixel, so pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``.
@@ -19,7 +21,8 @@ import numpy as np
 from .errors import EvcError
 from .image_io import atomic_write
 
-__all__ = ["Calibration", "distort", "field_radius2", "project", "read_calibration", "viewing_box", "write_calibration"]
+__all__ = ["Calibration", "distort", "field_radius2", "looking_away", "project", "read_calibration", "viewing_box",
+           "write_calibration"]
 
 INTRI, EXTRI = "intri.yml", "extri.yml"
 
@@ -71,14 +74,33 @@ def _names(storage: cv2.FileStorage, path: Path) -> list[str]:
     return names
 
 
-def _matrix(storage: cv2.FileStorage, key: str) -> np.ndarray | None:
-    node = storage.getNode(key)
-    if node.empty():
-        return None
-    if node.isInt() or node.isReal():
-        return np.array([[node.real()]], np.float64)
-    matrix = node.mat()
-    return None if matrix is None else np.asarray(matrix, np.float64)
+def _matrix(storage: cv2.FileStorage, key: str, path: Path) -> np.ndarray | None:
+    """The numbers under ``key``: an OpenCV matrix, a list of numbers or one number; ``None`` when absent.
+
+    Raises:
+        EvcError: the key holds something else (text, a mapping, a list of other things).
+    """
+    try:
+        node = storage.getNode(key)
+        if node.empty() or node.isNone():
+            return None
+        if node.isInt() or node.isReal():
+            return np.array([[node.real()]], np.float64)
+        if node.isSeq():
+            items = [node.at(i) for i in range(node.size())]
+            if all(item.isInt() or item.isReal() for item in items):
+                return np.array([item.real() for item in items], np.float64)
+            kind = "a list of other things than numbers"
+        elif node.isMap() and not node.getNode("data").empty():
+            matrix = node.mat()
+            if matrix is not None:
+                return np.asarray(matrix, np.float64)
+            kind = "an unreadable matrix"
+        else:
+            kind = "text" if node.isString() else "a mapping that is not an OpenCV matrix"
+    except cv2.error:
+        kind = "an unreadable matrix"
+    raise EvcError(f"{path}: {key} must be numbers (an OpenCV matrix or a list), got {kind}")
 
 
 def _open(path: Path) -> cv2.FileStorage:
@@ -98,8 +120,40 @@ def _shaped(value: np.ndarray | None, size: int, path: Path, key: str) -> np.nda
     if value is None:
         raise EvcError(f"{path}: camera key {key} missing")
     if value.size != size or not np.all(np.isfinite(value)):
-        raise EvcError(f"{path}: {key} must hold {size} finite numbers, got {value.size}")
+        got = f"{value.size} numbers" if value.size != size else "non-finite numbers"
+        raise EvcError(f"{path}: {key} must hold {size} finite numbers, got {got}")
     return value.reshape(-1)
+
+
+DIST_SIZES = (4, 5, 8, 12, 14)  # OpenCV's distortion models; the projection handles all but the sensor tilt
+
+
+def _distortion(value: np.ndarray | None, path: Path, key: str) -> np.ndarray:
+    """``(12,)`` k1, k2, p1, p2, k3, k4, k5, k6, s1, s2, s3, s4 from OpenCV's 4 ... 14 coefficients."""
+    out = np.zeros(12)
+    if value is None:
+        return out
+    flat = value.reshape(-1)
+    if flat.size not in DIST_SIZES:
+        raise EvcError(f"{path}: {key} must hold 4, 5, 8, 12 or 14 numbers (OpenCV's distortion models), "
+                       f"got {flat.size}")
+    if not np.all(np.isfinite(flat)):
+        raise EvcError(f"{path}: {key} holds non-finite numbers")
+    if flat.size == 14 and np.any(flat[12:] != 0):
+        raise EvcError(f"{path}: {key}: the tilted-sensor terms (entries 13, 14) are not supported; they must be 0")
+    out[:min(flat.size, 12)] = flat[:12]
+    return out
+
+
+def _check_camera(K: np.ndarray, R: np.ndarray, name: str, intri: Path, extri: Path, rot_key: str) -> None:
+    """A usable camera: K invertible with positive focal lengths, R a rotation (orthonormal, det +1)."""
+    if not (K[0, 0] > 0 and K[1, 1] > 0) or abs(np.linalg.det(K)) < 1e-12 or np.any(K[2] != [0, 0, 1]):
+        raise EvcError(f"{intri}: K_{name} is not a camera matrix (focal lengths must be > 0, the last row 0 0 1; "
+                       f"got fx={K[0, 0]:g}, fy={K[1, 1]:g}, last row {K[2].tolist()})")
+    error = float(np.abs(R @ R.T - np.eye(3)).max())
+    if error > 1e-3 or np.linalg.det(R) < 0:
+        what = f"not orthonormal (R R^T differs from I by {error:.3g})" if error > 1e-3 else "a reflection (det -1)"
+        raise EvcError(f"{extri}: {rot_key} is {what}, not a rotation")
 
 
 def read_calibration(root: str | Path) -> Calibration | None:
@@ -124,39 +178,43 @@ def read_calibration(root: str | Path) -> Calibration | None:
         for name in names:
             if name not in extri_names:
                 raise EvcError(f"{extri_path}: camera {name!r} of {intri_path.name} is not in its 'names'")
-            K.append(_shaped(_matrix(intri, f"K_{name}"), 9, intri_path, f"K_{name}").reshape(3, 3))
-            dist = _matrix(intri, f"D_{name}")
-            dist = _matrix(intri, f"dist_{name}") if dist is None else dist
-            coefficients = np.zeros(5)
-            if dist is not None:
-                flat = dist.reshape(-1)[:5]
-                if not np.all(np.isfinite(flat)):
-                    raise EvcError(f"{intri_path}: D_{name} holds non-finite numbers")
-                coefficients[:flat.size] = flat
-            D.append(coefficients)
+            K.append(_shaped(_matrix(intri, f"K_{name}", intri_path), 9, intri_path, f"K_{name}").reshape(3, 3))
+            dist_key = f"D_{name}" if not intri.getNode(f"D_{name}").empty() else f"dist_{name}"
+            D.append(_distortion(_matrix(intri, dist_key, intri_path), intri_path, dist_key))
             H.append(_size(intri, f"H_{name}", intri_path))
             W.append(_size(intri, f"W_{name}", intri_path))
-            rvec, rot = _matrix(extri, f"R_{name}"), _matrix(extri, f"Rot_{name}")
+            rvec, rot = _matrix(extri, f"R_{name}", extri_path), _matrix(extri, f"Rot_{name}", extri_path)
             if rvec is not None:
                 R.append(cv2.Rodrigues(_shaped(rvec, 3, extri_path, f"R_{name}").reshape(3, 1))[0])
+                rot_key = f"R_{name}"
+                if rot is not None:
+                    matrix = _shaped(rot, 9, extri_path, f"Rot_{name}").reshape(3, 3)
+                    _check_camera(K[-1], matrix, name, intri_path, extri_path, f"Rot_{name}")
+                    if np.abs(matrix - R[-1]).max() > 1e-3:
+                        raise EvcError(f"{extri_path}: R_{name} and Rot_{name} disagree (one was edited?); "
+                                       "keep the right one only")
             elif rot is not None:
                 R.append(_shaped(rot, 9, extri_path, f"Rot_{name}").reshape(3, 3))
+                rot_key = f"Rot_{name}"
             else:
                 raise EvcError(f"{extri_path}: camera key R_{name} (or Rot_{name}) missing")
-            T.append(_shaped(_matrix(extri, f"T_{name}"), 3, extri_path, f"T_{name}"))
-            box = _matrix(extri, f"bounds_{name}")
+            _check_camera(K[-1], R[-1], name, intri_path, extri_path, rot_key)
+            T.append(_shaped(_matrix(extri, f"T_{name}", extri_path), 3, extri_path, f"T_{name}"))
+            box = _matrix(extri, f"bounds_{name}", extri_path)
             if box is not None:
                 bounds.append(_shaped(box, 6, extri_path, f"bounds_{name}").reshape(2, 3))
     finally:
         intri.release()
         extri.release()
     box = np.stack([np.min([b[0] for b in bounds], 0), np.max([b[1] for b in bounds], 0)]) if bounds else None
-    return Calibration(tuple(names), np.stack(K), np.stack(R), np.stack(T), np.stack(D),
+    D = np.stack(D)
+    D = D if np.any(D[:, 5:]) else D[:, :5]  # the five-term model when no camera uses more
+    return Calibration(tuple(names), np.stack(K), np.stack(R), np.stack(T), D,
                        np.array(H, np.int64), np.array(W, np.int64), box)
 
 
 def _size(storage: cv2.FileStorage, key: str, path: Path) -> int:
-    value = _matrix(storage, key)
+    value = _matrix(storage, key, path)
     if value is None:
         return 0
     if value.size != 1 or not np.isfinite(value).all() or value.item() < 0:
@@ -177,7 +235,7 @@ def write_calibration(root: str | Path, calibration: Calibration) -> None:
         storage.endWriteStruct()
     for i, name in enumerate(calibration.names):
         intri.write(f"K_{name}", calibration.K[i])
-        intri.write(f"D_{name}", calibration.D[i].reshape(1, 5))
+        intri.write(f"D_{name}", calibration.D[i].reshape(1, -1))
         intri.write(f"H_{name}", int(calibration.H[i]))
         intri.write(f"W_{name}", int(calibration.W[i]))
         extri.write(f"R_{name}", cv2.Rodrigues(calibration.R[i])[0])
@@ -191,10 +249,17 @@ def write_calibration(root: str | Path, calibration: Calibration) -> None:
 
 def distort(x, y, D):
     """OpenCV's lens distortion of normalised coordinates ``x``, ``y`` (arrays or tensors, broadcast against
-    ``D[..., i]``): radial ``k1, k2, k3`` and tangential ``p1, p2``."""
+    ``D[..., i]``): radial ``k1, k2, k3`` and tangential ``p1, p2`` (``D`` of 5), with the rational ``k4, k5, k6``
+    and the thin prism ``s1 .. s4`` (``D`` of 12)."""
     k1, k2, p1, p2, k3 = (D[..., i] for i in range(5))
     r2 = x * x + y * y
     radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    if D.shape[-1] > 5:
+        k4, k5, k6, s1, s2, s3, s4 = (D[..., i] for i in range(5, 12))
+        radial = radial / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) + r2 * (s1 + r2 * s2)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y + r2 * (s3 + r2 * s4)
+        return xd, yd
     xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     return xd, yd
@@ -205,7 +270,7 @@ def project(points, K, R, T, D, max_radius2=None):
 
     Args:
         points: ``(P, 3)`` torch tensor.
-        K, R, T, D: ``(N, 3, 3)``, ``(N, 3, 3)``, ``(N, 3)``, ``(N, 5)`` tensors (same dtype and device).
+        K, R, T, D: ``(N, 3, 3)``, ``(N, 3, 3)``, ``(N, 3)``, ``(N, 5)`` or ``(N, 12)`` tensors (same dtype and device).
         max_radius2: ``(N,)`` squared normalised radius beyond which a point counts as unseen (distortion
             polynomials fold back far outside the field of view); ``None``: no limit.
 
@@ -258,3 +323,40 @@ def viewing_box(calibration: Calibration) -> np.ndarray:
         points.append(rays @ calibration.R[i] + centres[i])
     points = np.concatenate(points)
     return np.stack([points.min(0), points.max(0)])
+
+
+def _nearest_point(calibration: Calibration, cameras: list[int]) -> np.ndarray:
+    """The point nearest to the optical axes of ``cameras`` (least squares over the lines)."""
+    A, b = np.zeros((3, 3)), np.zeros(3)
+    for i in cameras:
+        d = calibration.R[i][2]  # the optical axis in world coordinates
+        P = np.eye(3) - np.outer(d, d)
+        A += P
+        b += P @ calibration.centres[i]
+    return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def looking_away(calibration: Calibration, margin: float = 0.25) -> tuple[np.ndarray, list[int]]:
+    """The rig's subject (the centre of ``bounds``, else the point nearest every optical axis, found again without
+    the cameras that miss it) and the cameras that do not see it: behind them, or outside their image grown by
+    ``margin`` of its size on each side (a camera turned away, a flipped or zero rotation). Needs ``H``/``W``."""
+    cameras = list(range(len(calibration)))
+    point = np.zeros(3)
+    for _ in range(2):
+        point = (np.asarray(calibration.bounds).mean(0) if calibration.bounds is not None
+                 else _nearest_point(calibration, cameras or list(range(len(calibration)))))
+        away = []
+        for i in range(len(calibration)):
+            x = calibration.R[i] @ point + calibration.T[i]
+            if x[2] <= 1e-6:
+                away.append(i)
+                continue
+            u, v = (calibration.K[i] @ (x / x[2]))[:2]  # pinhole: a distortion polynomial folds far points back
+            height, width = int(calibration.H[i]), int(calibration.W[i])
+            if not (-margin * width <= u <= (1 + margin) * width and -margin * height <= v <= (1 + margin) * height):
+                away.append(i)
+        kept = [i for i in range(len(calibration)) if i not in away]
+        if kept == cameras or not kept:
+            break
+        cameras = kept
+    return point, away

@@ -1,9 +1,9 @@
 """The picture of a mask check, ``<data_root>/preview/check_<masks_dir>.jpg``.
 
 A title line (the tool, the mask folder, masks and flags counted, the date), then a key of the colours
-and letters below. Then a cameras x frames grid, each cell coloured by its score (red 0 ... green 1) and marked with the
-first letter of its flag (E empty, A misaligned, X extra, M missing, T temporal); rows are labelled with
-camera names, columns with frame stems. Bottom: the worst masks, each drawn against what the other cameras
+and letters below. Then a cameras x frames grid, each cell coloured by its score (red 0 ... green 1) and marked
+with the first letter of its flag (G garbage, E empty, A misaligned, X extra, M missing, T temporal); rows are
+labelled with camera names, columns with frame stems. Bottom: the worst masks, each drawn against what the other cameras
 see (white: the mask where they support it; red: what no other camera supports, i.e. extra, what a repair
 removes; blue: what they need and the mask lacks, i.e. missing, what a repair adds; slate: the rest of their
 consensus, a visual hull, fatter than any one view).
@@ -23,7 +23,7 @@ from .preview import TITLE_HEIGHT, Key, draw_text
 
 __all__ = ["LETTERS", "OVERLAY_KEY", "overlay", "picture_key", "write_check_picture"]
 
-LETTERS = {"empty": "E", "misaligned": "A", "extra": "X", "missing": "M", "temporal": "T"}
+LETTERS = {"garbage": "G", "empty": "E", "misaligned": "A", "extra": "X", "missing": "M", "temporal": "T"}
 CELL = 18
 LABEL = 64  # the camera-name column
 TOP = 18  # the frame-name band above the grid

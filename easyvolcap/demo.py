@@ -9,6 +9,7 @@ with ``--calibrated``, a ring of calibrated cameras around a walking body
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_root = args.data_root or args.root
     if not data_root:
         parser.error("give the folder to create: DATA_ROOT or --data_root DATA_ROOT")
+    for flag in ("cameras", "frames", "height", "width"):
+        if getattr(args, flag) < 1 or (flag in ("height", "width") and getattr(args, flag) < 16):
+            least = 16 if flag in ("height", "width") else 1
+            print(f"{TOOL}: error: --{flag} {getattr(args, flag)}: must be at least {least}", file=sys.stderr)
+            return 1
     if args.calibrated:
         from .synthetic.scene import make_scene, write_scene
 

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import EvcError
 
 __all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png", "encode_npy", "image_size",
-           "is_written", "read_gray", "read_rgb", "write_image"]
+           "is_written", "read_gray", "read_rgb", "to_8bit", "write_image"]
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
@@ -76,10 +76,23 @@ def read_gray(path: str | Path, indices: bool = False) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as error:
         raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
-    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         raise EvcError(f"{path}: not a readable image")
-    return image
+    return to_8bit(image)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """A decoded mask as uint8: a 16-bit one scaled from its full range, except one whose values fit in 8 bits
+    (a label or 0/1 mask stored in 16 bits: values kept, 0/1 read as 0/255)."""
+    if image.dtype == np.uint8:
+        return image
+    peak = int(image.max()) if image.size else 0
+    if peak <= 1:
+        return (image * 255).astype(np.uint8)
+    if peak <= 255:
+        return image.astype(np.uint8)
+    return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
 
 
 def encode_image(image: np.ndarray, ext: str, quality: int = 85) -> bytes:

@@ -21,6 +21,7 @@ from .errors import EvcError
 __all__ = [
     "BatchLimit",
     "alpha_to_uint8",
+    "device_empty_masks",
     "empty_masks",
     "exhausted_memory",
     "inference_session",
@@ -29,22 +30,25 @@ __all__ = [
     "keep_freed_memory",
     "pick_device",
     "pick_dtype",
+    "pinned_stack",
     "run_with_backoff",
     "split_list",
     "to_device_batch",
+    "with_index",
 ]
 
 W = TypeVar("W")
 
 
 def pick_device(spec: str | None = None) -> torch.device:
-    """``spec`` as a device (default: ``cuda`` when available, else ``cpu``).
+    """``spec`` as a device (default: ``cuda`` when available, else ``cpu``); a CUDA device always with its index
+    (``cuda`` is the current device, ``cuda:0`` unless set otherwise), as CUDA's memory controls need.
 
     Raises:
         EvcError: the device string is malformed or names a CUDA device that is not there.
     """
     if spec is None or spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(spec)
     except RuntimeError as error:
@@ -54,9 +58,16 @@ def pick_device(spec: str | None = None) -> torch.device:
             raise EvcError(f"--device {spec}: CUDA is not available on this machine; use --device cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise EvcError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return with_index(device, torch.cuda.current_device)
     elif device.type != "cpu":
         raise EvcError(f"--device {spec}: unsupported device type (use cpu or cuda)")
     return device
+
+
+def with_index(device: torch.device, current: Callable[[], int]) -> torch.device:
+    """``device`` with an index: ``current()`` (the current device's) where it has none. CUDA's memory controls
+    (``set_per_process_memory_fraction``) refuse a device without one."""
+    return device if device.index is not None else torch.device(device.type, current())
 
 
 def pick_dtype(device: torch.device, fp16: bool) -> tuple[torch.dtype, str | None]:
@@ -156,7 +167,8 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
                     memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
     """Stack ``(H, W, 3)`` uint8 RGB arrays into a ``(N, 3, H, W)`` tensor in [0, 1] on ``device``.
 
-    On CUDA the uint8 stack crosses to the device (pinned, non-blocking) before conversion to float.
+    On CUDA the frames are copied once, into one pinned uint8 batch, which crosses to the device without
+    blocking the host (the copy is queued behind the passes already running) and is converted there.
     On the CPU each image is converted by a 256-entry table straight into the batch (``x / 255``
     exactly, several times faster than torch's conversion of the interleaved layout). The result is
     NCHW by default, or ``memory_format``.
@@ -169,10 +181,24 @@ def to_device_batch(images: list[np.ndarray], device: torch.device, dtype: torch
         for index, image in enumerate(images):
             cv2.LUT(image, _UNIT_TABLE, dst=out[index])
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
-    batch = torch.from_numpy(np.stack(images))
     if device.type == "cuda":
-        batch = batch.pin_memory().to(device, non_blocking=True)
+        batch = pinned_stack(images).to(device, non_blocking=True)
+    else:
+        batch = torch.from_numpy(np.stack(images))
     return batch.permute(0, 3, 1, 2).to(dtype, memory_format=memory_format).div_(255)
+
+
+def pinned_stack(images: list[np.ndarray]) -> torch.Tensor:
+    """``images`` (all of one shape and dtype) stacked into one page-locked host tensor: one copy per image."""
+    first = images[0]
+    if any(image.shape != first.shape or image.dtype != first.dtype for image in images):
+        raise ValueError("images of one batch must have the same shape and dtype")
+    out = torch.empty((len(images), *first.shape), dtype=torch.from_numpy(first[:0]).dtype,
+                      pin_memory=torch.cuda.is_available())
+    target = out.numpy()
+    for index, image in enumerate(images):
+        target[index] = image
+    return out
 
 
 _UNIT_TABLE = (np.arange(256, dtype=np.float32) / np.float32(255)).reshape(1, 256)  # uint8 -> [0, 1], as x / 255
@@ -201,12 +227,20 @@ def empty_masks(alpha: torch.Tensor, pha: torch.Tensor) -> torch.Tensor:
     pixel is below 0.5, one of 129 or more that some pixel is above. Only a maximum of exactly 128
     (which 0.5 itself gives) is decided on ``pha``.
     """
+    if pha.device.type != "cpu":
+        return device_empty_masks(pha)
     top = alpha.flatten(1).amax(1)
     empty = top < 128
     unsure = top == 128
     if unsure.any():
         empty[unsure] = ~(pha[unsure] > 0.5).flatten(1).any(-1)
     return empty
+
+
+def device_empty_masks(pha: torch.Tensor) -> torch.Tensor:
+    """:func:`empty_masks` without waiting for the device: one comparison over ``pha``, left on its device (on a GPU
+    the whole matte costs less than the host reading one number back)."""
+    return ~(pha > 0.5).flatten(1).any(1)
 
 
 def exhausted_memory(error: BaseException) -> str | None:

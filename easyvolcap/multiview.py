@@ -97,6 +97,7 @@ class FrameCheck:
     voters: np.ndarray  # (N,) bool: voted in the last round
     consensus: torch.Tensor  # (N, Hm, Wm) bool: the other cameras' consensus
     fill: torch.Tensor  # (N, Hm, Wm) bool: the part of the consensus the other cameras need and the mask lacks
+    unknown: torch.Tensor  # (N, Hm, Wm) bool: pixels whose points too few other cameras see: never judged there
 
 
 def _grid(box: torch.Tensor, counts: list[int]) -> torch.Tensor:
@@ -119,9 +120,11 @@ def _sample(masks: torch.Tensor, geometry: FrameGeometry, points: torch.Tensor):
 
 
 def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: float, loo: bool = True,
-          seen_share: float = CheckParams.seen_share) -> torch.Tensor:
-    """``(N, P)`` occupancy for each camera from the OTHER cameras (``loo``), or ``(P,)`` from all; a point must be
-    seen by at least ``seen_share`` of the other voting cameras (at least 2)."""
+          seen_share: float = CheckParams.seen_share, known: bool = False):
+    """``(N, P)`` occupancy for each camera from the OTHER cameras (``loo``; whether or not the camera itself sees
+    the point), or ``(P,)`` from all; a point must be seen by at least ``seen_share`` of the other voting cameras
+    (at least 2). With ``known``, also ``(N, P)``: the points enough other voters see to have a say at all (the
+    rest is unknown to them, never evidence of background)."""
     w = weights[:, None]
     seen_w = seen * w
     fg_w = fg * w
@@ -134,7 +137,9 @@ def _vote(fg: torch.Tensor, seen: torch.Tensor, weights: torch.Tensor, tau: floa
     need = max(2, math.ceil(seen_share * (total - 1)))
     support, counted = support - fg_w, counted - seen_w
     voters = voters - (seen & (w > 0)).long()
-    return (support >= tau * counted - 1e-6) & (voters >= need) & (counted > 0) & seen
+    enough = (voters >= need) & (counted > 0)
+    occupied = (support >= tau * counted - 1e-6) & enough
+    return (occupied, enough) if known else occupied
 
 
 def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -226,13 +231,16 @@ def unsupported(mask: np.ndarray, band: np.ndarray, share: float = 1 / 3) -> np.
     return outside | stray[labels]
 
 
-def _measure(masks: torch.Tensor, consensus: torch.Tensor, params: CheckParams) -> dict[str, np.ndarray]:
-    """The numbers of each camera against its consensus that need no other vote (``extra``, overlap, shift)."""
+def _measure(masks: torch.Tensor, consensus: torch.Tensor, params: CheckParams,
+             unknown: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+    """The numbers of each camera against its consensus that need no other vote (``extra``, overlap, shift);
+    ``unknown`` pixels (too few other cameras see them) never count as unsupported."""
     band = _dilate(consensus, params.tolerance)
+    support = band if unknown is None else band | unknown
     area = masks.sum((1, 2)).float()
     c_area = consensus.sum((1, 2)).float()
     inter = (masks & consensus).sum((1, 2)).float()
-    cpu_masks, cpu_band = masks.cpu().numpy(), band.cpu().numpy()
+    cpu_masks, cpu_band = masks.cpu().numpy(), support.cpu().numpy()
     outside = np.array([unsupported(m, b).sum() for m, b in zip(cpu_masks, cpu_band, strict=True)], np.float64)
     iou = inter / (area + c_area - inter).clamp_min(1)
     shift, best = _best_shift(masks, consensus)
@@ -249,7 +257,8 @@ def _flags(m: dict[str, np.ndarray], widths: np.ndarray, params: CheckParams) ->
         found = []
         if m["consensus_area"][j] >= params.min_area:
             if m["area"][j] <= params.empty * m["consensus_area"][j]:
-                found.append("empty")
+                if m["missing"][j] >= params.missing:  # and the others lose what they see: not a view it leaves
+                    found.append("empty")
             else:
                 if m["shift_fix"][j] >= params.misaligned_fix:
                     found.append("misaligned")
@@ -257,8 +266,8 @@ def _flags(m: dict[str, np.ndarray], widths: np.ndarray, params: CheckParams) ->
                     found.append("extra")
                 if m["missing"][j] >= params.missing:
                     found.append("missing")
-        elif m["area"][j] >= params.min_area:
-            found.append("extra")  # the others agree the person is not in this view
+        elif m["area"][j] >= params.min_area and m["extra"][j] >= params.extra:
+            found.append("extra")  # the others, who see there, agree the person is not in this view
         flags.append(found)
     return flags
 
@@ -272,7 +281,8 @@ def _shifted(mask: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
-def _shift_fix(masks, measured, foreground, cells, occupied, seen, index, judges, widths, params) -> np.ndarray:
+def _shift_fix(masks, measured, foreground, cells, occupied, tight, seen, index, judges, widths,
+               params) -> np.ndarray:
     """Per camera: the share of its ``missing`` that its best shift brings back (a displaced mask lacks what the
     others need on one side; a blob or a bystander beside a right mask lacks nothing); computed where the shift is
     long enough, gains overlap with the consensus and ``missing`` is at least ``misaligned_fault`` of its threshold,
@@ -289,7 +299,7 @@ def _shift_fix(masks, measured, foreground, cells, occupied, seen, index, judges
         moved[j] = _shifted(masks[j], *(int(v) for v in measured["shift"][j]))
     grown = _dilate(moved, params.tolerance).reshape(len(masks), -1).gather(1, index) & seen
     # each candidate carves with its moved mask; the judges' foreground stays their own masks as read
-    lost, _ = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, judges, candidates)
+    lost, _ = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, judges, tight, candidates)
     for j in candidates:
         fix[j] = 1 - float(lost[j]) / measured["missing"][j]
     return fix
@@ -322,7 +332,7 @@ def _foreground_cells(masks: torch.Tensor, cells: list[int], count: int) -> torc
 
 
 def _lost(foreground: torch.Tensor, cells: torch.Tensor, occupied: torch.Tensor, carved: torch.Tensor,
-          seen: torch.Tensor, judges: torch.Tensor,
+          seen: torch.Tensor, judges: torch.Tensor, tight: torch.Tensor,
           cameras: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For each camera ``j``: the share of the OTHER cameras' foreground that ``j``'s mask leaves unexplained
     ``(N,)`` (the median over the ``judges``, so that a wrong one cannot decide), and the carved points the
@@ -337,9 +347,10 @@ def _lost(foreground: torch.Tensor, cells: torch.Tensor, occupied: torch.Tensor,
     lost = torch.zeros(n, device=foreground.device)
     needed = torch.zeros_like(carved)
     for j in range(n) if cameras is None else cameras:
-        keep = occupied[j] & ~carved[j]
-        hit = torch.zeros(n, count, device=foreground.device).scatter_reduce_(1, cells, (occupied[j] & seen).float(),
-                                                                              "amax")
+        # the points j does not see are unknown to j, not background: those the others agree on tightly are kept
+        keep = occupied[j] & ~carved[j] & (seen[j] | tight[j])
+        hit = torch.zeros(n, count, device=foreground.device).scatter_reduce_(
+            1, cells, (occupied[j] & seen[j] & seen).float(), "amax")
         kept = torch.zeros(n, count, device=foreground.device).scatter_reduce_(1, cells, (keep & seen).float(),
                                                                                "amax")
         explained = (hit > 0.5) & foreground
@@ -377,7 +388,7 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
         measured.update(missing=np.zeros(n), shift_fix=np.zeros(n))
         flags = _flags(measured, widths, params)
         return FrameCheck(**measured, score=_score(measured, flags, params), flags=flags,
-                          voters=nonempty.cpu().numpy(), consensus=consensus, fill=consensus)
+                          voters=nonempty.cpu().numpy(), consensus=consensus, fill=consensus, unknown=consensus)
     points, radii = _fine_grid(box, geometry, params)
     fg, seen, index = _sample(masks, geometry, points)
     # every vote and carving uses the masks grown by the tolerance: a boundary a few pixels in (an eroded or soft
@@ -386,16 +397,20 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
     cell = [max(2, 2 * r) for r in radii]  # the squares ``missing`` counts in: several points deep
     cells, count = _cells(index, masks.shape[1:], cell)
     foreground = _foreground_cells(masks, cell, count)
+    # what too few of the others see is unknown to them: pixels of a camera whose every point is such are not judged
+    _, known = _vote(grown, seen, nonempty.float(), params.tau, known=True)
+    unknown = _splat(seen & ~known, index, masks.shape, radii) & ~_splat(seen & known, index, masks.shape, radii)
     excluded = torch.zeros(n, dtype=torch.bool, device=masks.device)
     for round_ in range(params.rounds):
         weights = (nonempty & ~excluded).float()
         occupied = _vote(grown, seen, weights, params.tau)
-        consensus = _splat(occupied, index, masks.shape, radii)
-        measured = _measure(masks, consensus, params)
-        lost, needed = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, weights > 0)
+        consensus = _splat(occupied & seen, index, masks.shape, radii)
+        measured = _measure(masks, consensus, params, unknown)
+        tight = _vote(fg, seen, weights, params.tau_fill)  # the others' own masks unanimous
+        lost, needed = _lost(foreground, cells, occupied, occupied & seen & ~grown, seen, weights > 0, tight)
         measured["missing"] = lost.cpu().numpy()
-        measured["shift_fix"] = _shift_fix(masks, measured, foreground, cells, occupied, seen, index, weights > 0,
-                                           widths, params)
+        measured["shift_fix"] = _shift_fix(masks, measured, foreground, cells, occupied, tight, seen, index,
+                                           weights > 0, widths, params)
         flags = _flags(measured, widths, params)
         # the next vote leaves out the worst flagged voter (a wrong camera pushes the clean ones' numbers up too,
         # less) and takes back the left-out cameras that now pass; at most a third of the cameras are left out
@@ -408,11 +423,11 @@ def check_frame(masks: torch.Tensor, geometry: FrameGeometry, params: CheckParam
             break
     # what a repair fills in: the needed points the voters' own masks (not grown) agree on unanimously (a tighter
     # hull), or all of them where a wrong camera still voting leaves that hull without them
-    tight = needed & _vote(fg, seen, weights, params.tau_fill)
+    tight = needed & tight
     tight = torch.where(tight.any(1, keepdim=True), tight, needed)
     return FrameCheck(**measured, score=_score(measured, flags, params), flags=flags,
                       voters=(weights > 0).cpu().numpy(), consensus=consensus,
-                      fill=_splat(tight, index, masks.shape, radii))
+                      fill=_splat(tight, index, masks.shape, radii) & ~unknown, unknown=unknown)
 
 
 def _score(m: dict[str, np.ndarray], flags: list[list[str]], params: CheckParams) -> np.ndarray:

@@ -92,5 +92,5 @@ class BackgroundWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        else:  # the original error matters more than a write failure it may have caused
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        else:  # results already computed are still written; the original error matters more than a write failure
+            self._pool.shutdown(wait=True)

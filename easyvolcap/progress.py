@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 __all__ = ["INTERVAL_ENV", "Progress", "QueueBar", "last_progress", "log_interval", "progress_bar",
-           "report_progress_to"]
+           "report_progress_to", "set_progress"]
 
 INTERVAL_ENV = "EVC_PROGRESS_SECONDS"  # seconds between two log lines (default 10)
 DEFAULT_INTERVAL = 10.0
@@ -156,3 +156,9 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None, unit: str =
 def last_progress() -> tuple[int, int, str] | None:
     """``(done, total, unit)`` of the most recent progress, or ``None`` when none was made."""
     return None if _last is None else (int(_last.n), int(_last.total or 0), _last.unit)
+
+
+def set_progress(done: int) -> None:
+    """Set how far the most recent progress got, for a run that counts what it wrote after its workers stopped."""
+    if _last is not None:
+        _last.n = done

@@ -28,6 +28,23 @@ def main(argv: list[str]) -> int:
 SIZE = (150, 200)
 
 
+@pytest.mark.parametrize("size", [8, 12, 14])
+def test_rational_and_thin_prism_distortion_project_as_opencv(tmp_path, size):
+    """Distortion entries beyond the fifth (k4..k6, s1..s4; a zero tilt) are read and projected as OpenCV does."""
+    scene = make_scene(5, 1, (60, 80), seed=3)
+    write_calibration(tmp_path, scene.calibration)
+    extra = [0.01, -0.002, 0.003, 0.001, -0.001, 0.0005, 0.0002, 0.0, 0.0][:size - 5]
+    _replace_key(tmp_path / "intri.yml", "D_02", "[" + ", ".join(str(v) for v in [*scene.calibration.D[2], *extra])
+                 + "]")
+    cal = read_calibration(tmp_path)
+    assert cal.D.shape == (5, 12) and np.allclose(cal.D[2, 5:5 + len(extra[:7])], extra[:7])
+    points = np.random.default_rng(0).uniform(-1, 1, (40, 3)) + np.array([0.0, 0.0, 1.0])
+    u, v, _ok = project(torch.tensor(points), *(torch.tensor(a) for a in (cal.K, cal.R, cal.T, cal.D)))
+    ref = cv2.projectPoints(points, cv2.Rodrigues(cal.R[2])[0], cal.T[2], cal.K[2],
+                            np.array([*scene.calibration.D[2], *extra]))[0][:, 0]
+    np.testing.assert_allclose(np.stack([u[2], v[2]], -1), ref, atol=1e-9)
+
+
 def test_calibration_round_trip_and_projection(tmp_path):
     scene = make_scene(4, 1, (60, 80), seed=3)
     write_calibration(tmp_path, scene.calibration)
@@ -94,8 +111,8 @@ def test_flags_name_the_fault(scene_outcomes):
 def test_repairs_raise_the_iou_and_remove_extra_parts(scene_outcomes):
     gains = [gain for scene in SCENES for gain in scene_outcomes[scene][1]]
     assert len(gains) >= 50
-    for kind, before, after, outside in gains:
-        assert after > before, (kind, before, after)
+    for kind, before, after, outside in gains:  # no repair lowers the IoU, a wrongly flagged clean mask's neither
+        assert after > before or (kind == "clean" and after >= before), (kind, before, after)
         if kind in ("extra", "bystander"):
             assert outside == 0, kind
 
@@ -170,6 +187,17 @@ def _rewrite(path: Path, old: str, new: str) -> None:
     path.write_text(path.read_text().replace(old, new))
 
 
+def _replace_key(path: Path, key: str, value: str | None) -> None:
+    """Replace the entry ``key`` (a matrix, list or number) by ``key: value`` (``None``: remove it)."""
+    import re
+
+    text = path.read_text()
+    pattern = rf"^{key}: (!!opencv-matrix\n(   .*\n)+|.*\n)"
+    new = re.sub(pattern, "" if value is None else f"{key}: {value}\n", text, count=1, flags=re.M)
+    assert new != text, key
+    path.write_text(new)
+
+
 @pytest.mark.parametrize("fault, message", [
     ("no_extri", "extri.yml: missing"),
     ("unreadable", "intri.yml: not a readable"),
@@ -177,6 +205,15 @@ def _rewrite(path: Path, old: str, new: str) -> None:
     ("no_R", "extri.yml: camera key R_03 (or Rot_03) missing"),
     ("no_T", "extri.yml: camera key T_03 missing"),
     ("wrong_size", "mask is 120x90, but"),
+    ("singular_K", "intri.yml: K_03 is not a camera matrix (focal lengths must be > 0"),
+    ("K_text", "intri.yml: K_03 must be numbers (an OpenCV matrix or a list), got text"),
+    ("D_empty", "intri.yml: D_03 must hold 4, 5, 8, 12 or 14 numbers (OpenCV's distortion models), got 0"),
+    ("D_six", "intri.yml: D_03 must hold 4, 5, 8, 12 or 14 numbers (OpenCV's distortion models), got 6"),
+    ("D_tilt", "intri.yml: D_03: the tilted-sensor terms (entries 13, 14) are not supported"),
+    ("H_text", "intri.yml: H_03 must be numbers (an OpenCV matrix or a list), got text"),
+    ("Rot_zero", "extri.yml: Rot_03 is not orthonormal"),
+    ("Rot_mirror", "extri.yml: Rot_03 is a reflection (det -1), not a rotation"),
+    ("R_Rot_disagree", "extri.yml: R_03 and Rot_03 disagree"),
 ])
 @pytest.mark.slow
 def test_calibration_faults_are_one_line_errors(tmp_path, fault, message):
@@ -195,6 +232,18 @@ def test_calibration_faults_are_one_line_errors(tmp_path, fault, message):
         _rewrite(extri, "T_03:", "Q_03:")
     elif fault == "wrong_size":
         _rewrite(intri, "H_02: 90", "H_02: 80")
+    elif fault in ("singular_K", "K_text", "D_empty", "D_six", "D_tilt", "H_text"):
+        key = {"singular_K": "K_03", "K_text": "K_03", "H_text": "H_03"}.get(fault, "D_03")
+        value = {"singular_K": "[0, 0, 60, 0, 0, 45, 0, 0, 1]", "K_text": '"abc"', "H_text": '"abc"',
+                 "D_empty": "[]", "D_six": "[0.1, 0, 0, 0, 0, 0]",
+                 "D_tilt": "[0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.01, 0]"}[fault]
+        _replace_key(intri, key, value)
+    elif fault in ("Rot_zero", "Rot_mirror"):
+        _replace_key(extri, "R_03", None)
+        _replace_key(extri, "Rot_03", "[0, 0, 0, 0, 0, 0, 0, 0, 0]" if fault == "Rot_zero"
+                     else "[-1, 0, 0, 0, 1, 0, 0, 0, 1]")
+    elif fault == "R_Rot_disagree":
+        _replace_key(extri, "R_03", "[0.3, 0.2, 0.1]")
     out = subprocess.run([sys.executable, str(SCRIPT), "--data_root", str(root), "--masks_dir", "masks",
                           "--no_preview"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr

@@ -178,3 +178,22 @@ def test_invert_resumes_shards_and_refuses_bad_input(data, tmp_path, capsys):
     assert invert.main([*args, "--overwrite"]) == 1
     bad = data / "merged_mask" / "01" / "000003.png"
     assert error_line(capsys) == f"evc-invert: error: {bad}: not a readable image"
+
+
+def test_merge_reads_16_bit_0_1_masks_as_foreground_where_1(data):
+    """SCHP (or RVM) masks saved as 16-bit PNG holding 0/1: foreground where 1, not the empty mask a >> 8 makes."""
+    import cv2
+
+    for path in (data / "mask").rglob("*.png"):
+        cv2.imwrite(str(path), (read_gray(path) > 127).astype(np.uint16))
+    assert read_gray(next((data / "mask").rglob("*.png"))).max() == 255
+    assert merge.main(["--data_root", str(data), "--out_ext", ".png", "--no_preview"]) == 0
+    for rvm in sorted((data / "rvm").rglob("*.jpg")):
+        merged = read_gray(data / "merged_mask" / rvm.parent.name / f"{rvm.stem}.png")
+        assert (merged == 255).sum() > 50, rvm
+
+
+def test_merge_without_a_single_matching_frame_fails(data, capsys):
+    assert merge.main(["--data_root", str(data), "--schp_ext", ".jpg", "--no_preview"]) == 1
+    assert "nothing to merge" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (data / "merged_mask").exists()

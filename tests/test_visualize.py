@@ -122,3 +122,38 @@ def test_one_file_is_never_sharded_by_slurm(data, monkeypatch):
     assert visualize.main(["--data_root", str(data), "--max_length", "1"]) == 0
     frame = decode(data / "masked.mp4")[0]
     assert frame.shape == (96, 128, 3) and frame[:48, :64].max() > 100 and frame[48:, :64].max() > 100
+
+
+def _fake_ffmpeg(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "ffmpeg"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("script", [
+    # a full disk: reads every frame, writes a stub, says so in many lines, fails
+    'for last; do :; done\ncat > /dev/null\nprintf x > "$last"\n'
+    'i=0; while [ $i -lt 20 ]; do echo "[mp4 @ 0x1] frame $i queued" >&2; i=$((i+1)); done\n'
+    'echo "av_interleaved_write_frame(): No space left on device" >&2\necho "Conversion failed!" >&2\nexit 1\n',
+    # a read-only folder: fails at once, before reading a frame (the pipe breaks)
+    'for last; do :; done\necho "$last: Read-only file system" >&2\nexit 1\n',
+])
+def test_a_failing_ffmpeg_keeps_the_old_video_and_is_one_line(data, tmp_path, capsys, monkeypatch, script):
+    path = data / "masked.mp4"
+    path.write_bytes(b"the previous video")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", _fake_ffmpeg(tmp_path, script))
+    assert visualize.main(["--data_root", str(data)]) == 1
+    line = one_line(capsys)
+    assert line.startswith(f"evc-visualize: error: {path}: ffmpeg could not write the video"), line
+    assert ("No space left on device" in line) or ("Read-only file system" in line), line
+    assert path.read_bytes() == b"the previous video" and not list(data.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("output, folder", [("rvm/masked.mp4", "--mask_dir"), ("images/00.mp4", "--image_dir"),
+                                            ("../d/rvm/x.mp4", "--mask_dir")])
+def test_the_video_never_lands_in_an_input_folder(data, capsys, output, folder):
+    assert visualize.main(["--data_root", str(data), "--output", output]) == 1
+    line = one_line(capsys)
+    assert line.startswith(f"evc-visualize: error: --output {output}: lies inside the input {folder}"), line
+    assert not list(data.rglob("*.mp4"))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
 from ..layout import IMAGE_EXTENSIONS, MASK_TYPES
+from ..overlap import refuse_overlap
 from ..runners.backgrounds import METHODS
 from . import (
     HelpFormatter,
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from ..runners.backgrounds import BackgroundOptions, run_backgrounds
 
     extensions = (args.image_ext,) if args.image_ext else IMAGE_EXTENSIONS
+    refuse_overlap(args, ("bkgd_dir",), ("image_dir", "masks_dir"))
     layout = discover_layout(args, TOOL, extensions)
     options = BackgroundOptions(masks_dir=args.masks_dir, bkgd_dir=args.bkgd_dir, mask_ext=args.mask_ext,
                                 threshold=args.threshold, ext=args.ext, jump=args.jump, dilation=args.dilation,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
 from ..models.bgmv2.checkpoints import REFINE_MODES
+from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from ..pretrained import bgmv2
     from ..runners.bgmv2 import Bgmv2Options, run_bgmv2
 
+    refuse_overlap(args, ("mask_dir", "fgr_dir"), ("image_dir", "bkgd_dir"))
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
     model = bgmv2(checkpoint=args.chkpt_path, device=device, dtype=dtype)

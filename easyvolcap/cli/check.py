@@ -8,14 +8,15 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..layout import MASK_TYPES
+from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
-    add_dataset_args,
     positive_int,
     quality,
     resolve_shard,
     run_main,
+    shard_spec,
     with_preview,
 )
 from .flags import ToolParser, extension, fraction
@@ -39,7 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every mask against the consensus of the other calibrated cameras (intri.yml, "
                     "extri.yml) and against its neighbours in time: writes <data_root>/check/<masks_dir>.csv, "
                     "the picture <data_root>/preview/check_<masks_dir>.jpg and, with --repair_dir, repaired masks.")
-    add_dataset_args(parser, unit="frame")
+    # no --image_dir: the check reads masks and the calibration only (a flag it would ignore is not offered)
+    parser.add_argument("--data_root", required=True, help="dataset root holding <masks_dir>, intri.yml, extri.yml")
+    parser.add_argument("--only", nargs="+", metavar="CAM", default=None, help="check only these cameras")
+    parser.add_argument("--shard", type=shard_spec, default=None, metavar="I/N",
+                        help="process part I (from 0) of N: every N-th frame from the I-th "
+                             "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
                         help="folder of masks <camera>/<frame stem>.jpg|png to check (default: RVM's output)")
     parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
@@ -55,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", type=one_device, default=None,
                         help="cpu, cuda or cuda:N for the vote (default: cuda when available, else cpu)")
     parser.add_argument("--quality", type=quality, default=85, help="JPEG quality of repaired .jpg masks")
-    parser.add_argument("--workers", type=positive_int, default=4, help="threads reading masks")
+    parser.add_argument("--workers", type=positive_int, default=4,
+                        help="frames checked at once (threads: each reads, votes, repairs and stores a frame)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo every frame (default: keep finished per-frame results and do the rest)")
     parser.add_argument("--no_preview", action="store_true",
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> Outcome:
     """Check the masks the flags name; returns the layout of the mask folders and the runner's report."""
     from ..runners.check import CheckOptions, run_check
 
+    refuse_overlap(args, ("repair_dir",), ("masks_dir",))
     options = CheckOptions(masks_dir=args.masks_dir, mask_ext=args.mask_ext, threshold=args.threshold,
                            repair_dir=args.repair_dir, device=args.device, workers=args.workers,
                            overwrite=args.overwrite, quality=args.quality, work_size=args.work_size,
@@ -95,6 +103,10 @@ def finish(args: argparse.Namespace, outcome: Outcome) -> str:
     if report.csv is None:
         return line + f"; {report.frames_total} frames in all, the report waits for the rest (other shards)"
     flagged = Counter(row["flag"] for row in report.rows if row["flag"])
+    if report.rows_kept:
+        line += f"; {report.rows_kept} rows of other cameras kept from the last report"
+    if report.rows and not any(float(row["area"] or 0) for row in report.rows):
+        line += "; every mask is empty (all zero): nothing was checked"
     if flagged:
         from ..runners.check import FLAGS
 

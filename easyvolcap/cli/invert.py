@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ..layout import MASK_TYPES
+from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
 from .flags import ToolParser, extension, fraction
 from .mask_folders import add_mask_dataset_args, discover_masks
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> Outcome:
     """Invert every mask the flags ask for; returns the layout and the runner's report."""
     from ..runners.invert import InvertOptions, run_invert
 
+    refuse_overlap(args, ("inv_masks_dir",), ("masks_dir", "image_dir"))
     types = (args.mask_ext,) if args.mask_ext else MASK_TYPES
     layout = discover_masks(args, TOOL, args.masks_dir, "--masks_dir", types)
     options = InvertOptions(inv_masks_dir=args.inv_masks_dir, threshold=args.threshold, overwrite=args.overwrite,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..errors import EvcError
 from ..image_io import MASK_EXTENSIONS
 from ..layout import MASK_TYPES
+from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, add_run_args, examples, run_main, with_preview
 from .backgrounds import non_negative_int
 from .flags import ToolParser, extension, fraction
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> Outcome:
     """Merge every frame the flags ask for; returns the layout and the runner's report."""
     from ..runners.merge import MergeOptions, run_merge
 
+    refuse_overlap(args, ("out_dir",), ("rvm_dir", "schp_dir", "image_dir"))
     layout = discover_masks(args, TOOL, args.rvm_dir, "--rvm_dir", (args.rvm_ext,) if args.rvm_ext else MASK_TYPES)
     if not (layout.root / args.schp_dir).is_dir():
         raise EvcError(f"{layout.root / args.schp_dir}: mask folder not found (set --schp_dir)")

@@ -50,8 +50,11 @@ class Tool(Protocol):
 
 
 def prepare_device(args: argparse.Namespace, tool: str):
-    """``(device, dtype)`` from ``--device`` and ``--fp16``, warning when half precision is not possible;
-    turns cuDNN autotuning on for CUDA."""
+    """``(device, dtype)`` from ``--device`` and ``--fp16``, warning when half precision is not possible.
+
+    cuDNN autotuning stays off: it times candidate algorithms in each process and may pick others in another
+    process, so a resumed, sharded or multi-device run could write other bytes than one run on the same GPU
+    model; without it cuDNN's choice depends only on the shapes and the GPU."""
     import torch
 
     from ..inference import pick_device, pick_dtype
@@ -60,8 +63,7 @@ def prepare_device(args: argparse.Namespace, tool: str):
     dtype, warning = pick_dtype(device, args.fp16)
     if warning:
         print(f"{tool}: warning: {warning}", file=sys.stderr)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = False
     return device, dtype
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
 from ..models.rvm.checkpoints import DEFAULT_VARIANT, VARIANTS
+from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from ..pretrained import rvm
     from ..runners.rvm import RvmOptions, run_rvm
 
+    refuse_overlap(args, ("mask_dir", "fgr_dir"), ("image_dir",))
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
     model = rvm(args.variant, checkpoint=args.chkpt_path, device=device, dtype=dtype)

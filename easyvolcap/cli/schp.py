@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..detectors import DETECTORS
 from ..models.schp.checkpoints import DATASETS
+from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
     Outcome,
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from ..pretrained import person_detector, schp
     from ..runners.schp import SchpOptions, run_schp
 
+    refuse_overlap(args, ("mask_dir", "schp_dir", "logits_dir"), ("image_dir",))
     layout = discover_layout(args, TOOL)
     device, dtype = prepare_device(args, TOOL)
     parser = schp(args.dataset, checkpoint=args.chkpt_path, checkpoint_dir=args.chkpt_dir, device=device, dtype=dtype)

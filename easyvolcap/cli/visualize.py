@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import EvcError
 from ..layout import MASK_TYPES, DatasetLayout
+from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, examples, number_in, positive_int, run_main
 from .flags import ToolParser, extension, fraction
 
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> Outcome:
     output = Path(args.data_root) / args.output
     if output.suffix.lower() != ".mp4":
         raise EvcError(f"--output {args.output}: the video is H.264 in an .mp4 file; give a name ending in .mp4")
+    refuse_overlap(args, ("output",), ("image_dir", "masks_dir"))
     require_ffmpeg()
     layout = DatasetLayout.discover(args.data_root, args.image_dir, args.only)  # one file: never sharded
     for camera in layout.skipped:

@@ -6,16 +6,18 @@ arguments; ``commit`` keeps the pass's state once its results are emitted (an ou
 the same frames starts from the state before). The loop owns everything else, in three steps per batch:
 
 - **stage**: the loaded frames become the model's input on the device (:class:`FrameSource`);
-- **compute**: the model's forward pass, under ``inference_mode``;
-- **emit**: 8-bit masks and foregrounds come down to the host and are queued for the writer threads.
+- **compute**: the model's forward pass, under ``inference_mode``, and the 8-bit masks (and foregrounds);
+- **emit**: they come down to the host and are queued for the writer threads.
 
-A batch that runs out of memory is retried in halves (:func:`run_with_backoff`).
+Nothing in a batch's stage and compute waits for the device: on CUDA the results come down into pinned memory
+without blocking (:class:`Download`), and batch ``k`` is emitted only once batch ``k + 1`` has been queued, so
+the GPU always has the next pass to run while the host waits for the previous one. On the CPU the same steps
+run one after the other. A batch that runs out of memory is retried in halves (:func:`run_with_backoff`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +105,26 @@ def write_images(writes: list[tuple[Path, np.ndarray]], quality: int) -> None:
         write_image(path, image, quality)
 
 
+class Download:
+    """Results on their way to the host: on CUDA copied into pinned memory without blocking, ready once the
+    copy's event has passed; on the CPU ready at once."""
+
+    def __init__(self, tensors: list[torch.Tensor | None]) -> None:
+        self.event = None
+        if any(t is not None and t.device.type == "cuda" for t in tensors):
+            tensors = [None if t is None else torch.empty(t.shape, dtype=t.dtype, pin_memory=True).copy_(
+                t, non_blocking=True) for t in tensors]
+            self.event = torch.cuda.Event()
+            self.event.record()
+        self.tensors = tensors
+
+    def arrays(self) -> list[np.ndarray | None]:
+        """The results as arrays, waiting for the copies where they are still running."""
+        if self.event is not None:
+            self.event.synchronize()
+        return [None if t is None else t.numpy() for t in self.tensors]
+
+
 class _Loop:
     """The stages of one run's batches."""
 
@@ -113,6 +135,7 @@ class _Loop:
         self.dtype, self.memory_format = dtype, memory_format
         self.writer, self.report = writer, report
         self.limit = BatchLimit(batch_size)
+        self.pending: tuple[list[Item], Download] | None = None  # computed, not yet emitted
 
     def run(self, items: list[Item], loaded: list, model: MattePass) -> None:
         """Matte one batch, in smaller pieces (in order) if memory runs out."""
@@ -126,23 +149,31 @@ class _Loop:
         with torch.inference_mode():
             pha, fgr = model.forward(items, src)  # compute
             alpha = alpha_to_uint8(pha)
-            empty = empty_masks(alpha, pha).cpu().numpy()
-            fgr_u8 = None if fgr is None else \
-                fgr.float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            alpha = alpha.cpu().numpy()
-        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr_u8)  # emit
-        model.commit()  # progress: the writer counts each frame as its files are written
+            empty = empty_masks(alpha, pha)
+            fgr_u8 = None if fgr is None else fgr.float().mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+            download = Download([alpha, empty, fgr_u8])
+        model.commit()  # the next pass may start from this one's state
+        self.flush()
+        self.pending = items, download
+
+    def flush(self) -> None:
+        """Emit the computed batch not yet emitted, if any."""
+        if self.pending is None:
+            return
+        items, download = self.pending
+        self.pending = None
+        alpha, empty, fgr = download.arrays()
+        emit_mattes(self.layout, self.options, self.writer, self.report, items, alpha, empty, fgr)  # emit
+        # progress: the writer counts each frame as its files are written
 
 
 def run_matting(tool: str, layout: DatasetLayout, net: nn.Module, model: MattePass, device: torch.device,
                 dtype: torch.dtype, options: MattingOptions, report: MattingReport, batches: list[list[Item]],
-                sizes: dict[str, tuple[int, int]], ahead: int, write_ahead: int, progress: bool | None,
-                before_batch: Callable[[list[Item]], None] = lambda batch: None) -> None:
+                sizes: dict[str, tuple[int, int]], ahead: int, write_ahead: int, progress: bool | None) -> None:
     """Matte ``batches`` (each of one camera, in order) with ``model`` (whose network ``net`` runs on ``device``
     in ``dtype``), reading ``ahead`` frames ahead and queuing up to ``write_ahead`` results for writing.
 
-    ``before_batch(batch)`` runs before each batch (e.g. to note the settings used). Sets
-    ``report.batch_lowered`` when the out-of-memory back-off struck.
+    Sets ``report.batch_lowered`` when the out-of-memory back-off struck.
     """
     source = FrameSource(device, sizes, options.decode)
     frames = [item for batch in batches for item in batch]
@@ -152,8 +183,10 @@ def run_matting(tool: str, layout: DatasetLayout, net: nn.Module, model: MattePa
             BackgroundWriter(options.workers, capacity=write_ahead, progress=bar) as writer, \
             inference_session(net, device) as memory_format:
         loop = _Loop(tool, layout, options, source, dtype, memory_format, writer, report, batch_size)
-        for batch in batches:
-            before_batch(batch)
-            loop.run(batch, [next(reader) for _ in batch], model)
+        try:
+            for batch in batches:
+                loop.run(batch, [next(reader) for _ in batch], model)
+        finally:
+            loop.flush()  # what was computed is written, whatever stopped the run
         if loop.limit.announced:
             report.batch_lowered = {str(device): loop.limit.value}

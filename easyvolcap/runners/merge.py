@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import EvcError
 from ..image_io import read_gray
 from ..layout import DatasetLayout, mask_files, natural_key
 from ..masks import check_same_size, level, merge_masks
@@ -59,8 +60,8 @@ def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | Non
     the report and skipped.
 
     Raises:
-        EvcError: two SCHP masks of one frame, an output beside a mask of the same frame of another type,
-            an unreadable mask or masks of a frame of two sizes.
+        EvcError: no frame has both masks (nothing to merge), two SCHP masks of one frame, an output beside a
+            mask of the same frame of another type, an unreadable mask or masks of a frame of two sizes.
     """
     report = MergeReport()
     jobs = []
@@ -76,6 +77,10 @@ def run_merge(layout: DatasetLayout, options: MergeOptions, progress: bool | Non
             out_ext = options.out_ext or frame.suffix.lower()
             jobs.append(MaskJob(camera.name, frame.stem, (frame, schp[frame.stem]),
                                 layout.output_path(options.out_dir, camera.name, frame, out_ext)))
+    if layout.cameras and not jobs:
+        types = f"*{options.schp_ext}" if options.schp_ext else "any mask type"
+        raise EvcError(f"{layout.root / layout.image_dir}: no RVM mask has an SCHP mask of the same camera and frame "
+                       f"in {layout.root / options.schp_dir} ({types}): nothing to merge")
     threshold = level(options.threshold)
     run_mask_jobs(jobs, lambda job: merge_frame(job, options.dilation, threshold), report, "evc-merge",
                   options.workers, options.quality, options.overwrite, progress)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -25,6 +28,7 @@ from ..masks import binarize, check_same_size, level
 from ..parallel import prefetch_map
 from ..preview import label_tile
 from ..progress import progress_bar
+from .common import clear_stale_temp_files
 
 __all__ = ["INSTALL_HINT", "VideoOptions", "VideoReport", "grid_shape", "require_ffmpeg", "run_visualize"]
 
@@ -73,6 +77,21 @@ class VideoReport:
     black_tiles: int = 0  # a camera without that frame
     missing_masks: list[str] = field(default_factory=list)  # "<camera>/<stem>" with an image and no mask
     seconds: float = 0.0
+
+
+def _ffmpeg_command(exe: str, size: tuple[int, int], fps: float, path: Path) -> list[str]:
+    """ffmpeg reading raw RGB frames of ``size`` ``(height, width)`` on stdin, writing H.264 (``CRF``) to ``path``."""
+    rate = str(Fraction(fps).limit_denominator())
+    return [exe, "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{size[1]}x{size[0]}", "-pix_fmt", "rgb24",
+            "-r", rate, "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(CRF),
+            "-v", "error", "-f", "mp4", str(path)]
+
+
+def _last_line(log: bytes, status: int) -> str:
+    """ffmpeg's last line worth reading (its final "Conversion failed!" says nothing), or its exit status."""
+    lines = [line.strip() for line in log.decode(errors="replace").splitlines() if line.strip()]
+    useful = [line for line in lines if line.lower().rstrip("!") != "conversion failed"]
+    return (useful or lines or [f"exit status {status}"])[-1][:200]
 
 
 def grid_shape(cameras: int, height: int, width: int) -> tuple[int, int]:
@@ -153,27 +172,43 @@ def run_visualize(layout: DatasetLayout, options: VideoOptions, progress: bool |
     stems = frame_stems(layout)[:options.max_length]
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        for stale in output.parent.glob(f".{output.name}.*.tmp"):  # a killed run's temporary file
-            stale.unlink(missing_ok=True)
+        clear_stale_temp_files(output.parent, [output.name])  # a killed run's, of this output only
     except OSError as error:
         raise EvcError(f"{output.parent}: cannot write ({error.strerror or error})") from error
-    temporary = output.parent / f".{output.name}.{os.getpid()}.tmp"  # ffmpeg creates it with the usual mode
-    try:
-        writer = ffmpeg.write_frames(str(temporary), compose.size[::-1], fps=options.fps, codec="libx264",
-                                     quality=None, macro_block_size=1, output_params=["-crf", str(CRF), "-f", "mp4"])
-        writer.send(None)
-        with closing(writer), progress_bar(len(stems), "evc-visualize", progress) as bar, \
-                closing(prefetch_map(compose, stems, workers=options.workers, ahead=2 * options.workers)) as frames:
-            for canvas, black in frames:
-                writer.send(canvas.tobytes())
-                report.black_tiles += len(black)
-                report.missing_masks += [name for name in black if name]
-                report.frames += 1
-                bar.update(1)
-        os.replace(temporary, output)
-    except (OSError, RuntimeError) as error:
-        raise EvcError(f"{output}: ffmpeg could not write the video ({str(error).strip()[:200]})") from error
-    finally:
-        temporary.unlink(missing_ok=True)
+    temporary = output.parent / f".{output.name}.{os.getpid()}.tmp"
+    with tempfile.TemporaryFile() as log:
+        try:
+            process = subprocess.Popen(_ffmpeg_command(ffmpeg.get_ffmpeg_exe(), compose.size, options.fps, temporary),
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+        except (OSError, RuntimeError) as error:
+            raise EvcError(f"{output}: cannot start ffmpeg ({error})") from error
+        try:
+            with progress_bar(len(stems), "evc-visualize", progress) as bar, \
+                    closing(prefetch_map(compose, stems, workers=options.workers, ahead=2 * options.workers)) as frames:
+                for canvas, black in frames:
+                    try:
+                        process.stdin.write(canvas.tobytes())
+                    except BrokenPipeError:
+                        break  # ffmpeg quit: its exit status and message say why
+                    report.black_tiles += len(black)
+                    report.missing_masks += [name for name in black if name]
+                    report.frames += 1
+                    bar.update(1)
+            with suppress(BrokenPipeError):
+                process.stdin.close()
+            status = process.wait()
+            if status != 0 or report.frames < len(stems) or not temporary.is_file():
+                log.seek(0)
+                raise EvcError(f"{output}: ffmpeg could not write the video ({_last_line(log.read(), status)}); "
+                               "the previous file, if any, is kept")
+            try:
+                os.replace(temporary, output)
+            except OSError as error:
+                raise EvcError(f"{output}: cannot write ({error.strerror or error})") from error
+        finally:
+            if process.poll() is None:  # interrupted, or a frame failed: no half-written video
+                process.kill()
+                process.wait()
+            temporary.unlink(missing_ok=True)
     report.seconds = time.perf_counter() - start
     return report

@@ -22,7 +22,7 @@ from ..image_io import write_image
 from ..multiview import FrameGeometry, check_frame, repair_mask
 from .capture import background, figure_mask
 
-__all__ = ["CORRUPTIONS", "NOISES", "Scene", "check_scene", "corrupt", "corrupted_frame", "make_scene",
+__all__ = ["CORRUPTIONS", "NOISES", "Scene", "check_scene", "corrupt", "corrupted_frame", "make_scene", "turned",
            "write_scene"]
 
 CORRUPTIONS = ("empty", "shifted", "missing", "extra", "bystander")  # must be flagged
@@ -123,6 +123,26 @@ def make_scene(cameras: int = 8, frames: int = 6, size: tuple[int, int] = (120, 
     return Scene(calibration, frames, step)
 
 
+def turned(scene: Scene, cameras: list[int], degrees: float, axis: str = "y") -> Scene:
+    """``scene`` with ``cameras`` turned by ``degrees`` about their own ``axis`` (``y``: pan, so the person walks out
+    of view; 180 about ``y``: looking away), their centres kept; ``axis="zero"`` (``degrees`` unused): the rotation
+    of all zeros (the identity), the translation kept, as a blanked ``R_`` in ``extri.yml`` reads."""
+    from dataclasses import replace
+
+    cal = scene.calibration
+    R, T = cal.R.copy(), cal.T.copy()
+    for c in cameras:
+        if axis == "zero":
+            R[c] = np.eye(3)
+            continue
+        a = np.radians(degrees)
+        turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        centre = cal.centres[c]
+        R[c] = turn @ R[c]
+        T[c] = -R[c] @ centre
+    return replace(scene, calibration=replace(cal, R=R, T=T))
+
+
 def _place(mask: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``shape`` (a small uint8 mask) pasted where it does not touch ``mask`` (grown by a margin)."""
     height, width = mask.shape
@@ -210,7 +230,7 @@ def check_scene(cameras: int, bad: int, seed: int, size: tuple[int, int] = (150,
 
     Returns:
         One record per mask: ``kind`` (the corruption, or ``"clean"`` for exact and harmlessly noisy masks),
-        ``flags``, ``missing``, ``extra``; a flagged corrupted mask also ``iou`` (with the exact silhouette,
+        ``flags``, ``missing``, ``extra``; a flagged mask also ``iou`` (with the exact silhouette,
         before and after its repair) and ``outside`` (repaired pixels farther than 4 pixels from the silhouette).
     """
     scene = make_scene(cameras, frames, size, seed=seed)
@@ -225,9 +245,9 @@ def check_scene(cameras: int, bad: int, seed: int, size: tuple[int, int] = (150,
         for c, kind in enumerate(kinds):
             record = {"kind": kind if kind in CORRUPTIONS else "clean", "flags": result.flags[c],
                       "missing": float(result.missing[c]), "extra": float(result.extra[c])}
-            if kind in CORRUPTIONS and result.flags[c]:
-                fixed = repair_mask(masks[c], result.consensus[c].numpy(), result.flags[c], tuple(result.shift[c]),
-                                    2, result.fill[c].numpy())
+            if result.flags[c]:  # every flagged mask is repaired, a wrongly flagged clean one too
+                fixed = repair_mask(masks[c], (result.consensus[c] | result.unknown[c]).numpy(), result.flags[c],
+                                    tuple(result.shift[c]), 2, result.fill[c].numpy())
                 near = cv2.dilate(truths[c], np.ones((9, 9), np.uint8)) > 0
                 record.update(iou=(_iou(masks[c], truths[c]), _iou(fixed, truths[c])),
                               outside=int(((fixed > 127) & ~near).sum()))

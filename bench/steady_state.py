@@ -1,0 +1,141 @@
+"""The tools' steady state at their default flags, against their model alone and EasyVolcap's scripts.
+
+    python bench/steady_state.py --device cuda                      # 8 cameras x 400 frames of 1080p, each tool
+    python bench/steady_state.py --device cuda --size 2160 3840 --cameras 4 --frames 24   # a 4K row
+    python bench/steady_state.py --device cpu --size 48 64 --cameras 2 --frames 4 --unique 2   # the logic (tests)
+
+The dataset is ``--cameras`` x ``--frames`` JPEG frames made by hard-linking ``--unique`` distinct ones (so a
+long capture costs no disk), with a background per camera. For each tool and its default model (RVM resnet50,
+BGMv2 resnet101, SCHP LIP with ``--detector none``; synthesized weights of the official layouts):
+
+- ``command``: the command line at its defaults in a fresh process over every frame; its rate is the one its
+  summary line prints (the run, without the process's start-up);
+- ``tool`` / ``model only``: the runner on the first ``--model_frames`` frames of each camera, then exactly its
+  forward passes replayed on tensors already on the device (``bench/matting_workloads.py``); efficiency is
+  their ratio (the issue's goal on a GPU: 0.9), with the peak device memory of the tool's run;
+- ``EasyVolcap``: its script, reimplemented from its documented behaviour (RVM, BGMv2), on the same frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SCRIPTS = REPO / "scripts" / "segmentation"
+MODELS = {"rvm": ("resnet50", "rvm_resnet50.pth"), "bgmv2": ("resnet101", "pytorch_resnet101.pth"),
+          "schp": ("lip", "exp-schp-201908261155-lip.pth")}
+PEERS = {"rvm": "evc_rvm", "bgmv2": "evc_bgmv2"}
+SCRIPT_NAMES = {"rvm": "inference_robust_video_matting.py", "bgmv2": "inference_bkgdmattev2.py",
+                "schp": "inference_schp.py"}
+
+
+def make_dataset(root: Path, size: tuple[int, int], cameras: int, frames: int, unique: int) -> Path:
+    """``cameras`` x ``frames`` JPEG frames hard-linked from ``unique`` rendered ones per camera, and backgrounds."""
+    from easyvolcap.image_io import write_image
+    from easyvolcap.synthetic.capture import background, make_demo_dataset
+
+    make_demo_dataset(root, cameras, min(unique, frames), size, odd_size=None)
+    for c in range(cameras):
+        folder = root / "images" / f"{c:02d}"
+        for f in range(min(unique, frames), frames):
+            os.link(folder / f"{f % unique:06d}.jpg", folder / f"{f:06d}.jpg")
+        write_image(root / "bkgd" / f"{c:02d}.png", background(*size, seed=c))
+    return root
+
+
+def subset(root: Path, out: Path, frames: int) -> Path:
+    """The first ``frames`` frames of every camera of ``root``, hard-linked, with the backgrounds."""
+    for camera in sorted((root / "images").iterdir()):
+        (out / "images" / camera.name).mkdir(parents=True)
+        for frame in sorted(camera.iterdir())[:frames]:
+            os.link(frame, out / "images" / camera.name / frame.name)
+    (out / "bkgd").mkdir()
+    for background in (root / "bkgd").iterdir():
+        os.link(background, out / "bkgd" / background.name)
+    return out
+
+
+def synthesize(folder: Path) -> dict[str, Path]:
+    import torch
+
+    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
+
+    parity = REPO / "tests" / "parity"
+    paths = {}
+    for tool, (variant, name) in MODELS.items():
+        state = synth_state_dict(load_spec(parity / f"{tool}_{variant}.keys.json"))
+        paths[tool] = folder / name
+        torch.save({"state_dict": state} if tool == "schp" else state, paths[tool])
+    return paths
+
+
+def command_rate(tool: str, root: Path, weights: Path, device: str) -> float:
+    """The rate the command line's summary prints, at its defaults, in a fresh process."""
+    argv = [sys.executable, str(SCRIPTS / SCRIPT_NAMES[tool]), "--data_root", str(root), "--device", device,
+            "--chkpt_path", str(weights), "--mask_dir", f"cmd_{tool}", "--no_preview"]
+    if tool == "schp":
+        argv += ["--dataset", "lip", "--detector", "none", "--schp_dir", "cmd_schp_labels"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"\(([\d.]+) img/s\)", out)[1])
+
+
+def workload(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, str(BENCH / "matting_workloads.py"), json.dumps(spec)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(tool: str, root: Path, sample: Path, weights: Path, device: str) -> dict:
+    """One row: the command's rate, the tool's and the model's on ``sample``, the peer's."""
+    spec = {"tool": tool, "variant": MODELS[tool][0], "root": str(sample), "weights": str(weights),
+            "batch": "default", "device": device, "workers": 4, "mask_dir": f"wl_{tool}", "decode": "host",
+            "rounds": 1}
+    measured = workload({**spec, "mode": "tool"})
+    row = {"tool": tool, "command": command_rate(tool, root, weights, device),
+           "tool_ips": measured["tool"]["images"] / measured["tool"]["seconds"],
+           "model_ips": measured["model"]["images"] / measured["model"]["seconds"],
+           "cuda_peak": measured["tool"].get("cuda_peak"), "batch": measured["tool"].get("batch_text", "")}
+    if tool in PEERS:
+        peer = workload({**spec, "mode": "peer", "peer": PEERS[tool], "mask_dir": f"peer_{tool}"})[PEERS[tool]]
+        row["peer_ips"] = peer["images"] / peer["seconds"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--tools", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=400, help="frames per camera")
+    parser.add_argument("--unique", type=int, default=50, help="distinct frames per camera (the rest hard links)")
+    parser.add_argument("--model_frames", type=int, default=48,
+                        help="frames per camera of the tool / model-only rows (the replay holds every input)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="steady-") as folder:
+        folder = Path(folder)
+        root = make_dataset(folder / "data", tuple(args.size), args.cameras, args.frames, args.unique)
+        sample = subset(root, folder / "sample", min(args.model_frames, args.frames))
+        weights = synthesize(folder)
+        print(f"| tool ({args.device}, {args.size[1]}x{args.size[0]}, defaults) | command img/s "
+              f"({args.cameras} x {args.frames}) | tool img/s | model only img/s | efficiency | EasyVolcap img/s "
+              f"| peak device memory |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for tool in args.tools:
+            r = measure(tool, root, sample, weights[tool], args.device)
+            peer = f"{r['peer_ips']:.1f}" if "peer_ips" in r else "-"
+            peak = f"{r['cuda_peak'] / 2**30:.1f} GB" if r["cuda_peak"] else "-"
+            print(f"| {tool} ({r['batch']}) | {r['command']:.1f} | {r['tool_ips']:.1f} | {r['model_ips']:.1f} "
+                  f"| {r['tool_ips'] / r['model_ips']:.2f} | {peer} | {peak} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
