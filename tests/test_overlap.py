@@ -22,7 +22,7 @@ CASES = [
      "--inv_masks_dir rvm: is the input --masks_dir rvm"),
     (invert, ["--masks_dir", "mask", "--inv_masks_dir", "./mask/../mask", "--overwrite"],
      "--inv_masks_dir ./mask/../mask: is the input --masks_dir mask"),
-    (visualize, ["--output", "rvm/review.mp4"], "--output rvm/review.mp4: lies inside the input --mask_dir rvm"),
+    (visualize, ["--output", "rvm/review.mp4"], "--output rvm/review.mp4: lies inside the input --masks_dir rvm"),
     (rvm, ["--mask_dir", "images"], "--mask_dir images: is the input --image_dir images"),
     (rvm, ["--mask_dir", "rvm", "--fgr_dir", "images/fgr"], "--fgr_dir images/fgr: lies inside the input"),
     (bgmv2, ["--mask_dir", "bkgd"], "--mask_dir bkgd: is the input --bkgd_dir bkgd"),

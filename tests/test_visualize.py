@@ -150,8 +150,8 @@ def test_a_failing_ffmpeg_keeps_the_old_video_and_is_one_line(data, tmp_path, ca
     assert path.read_bytes() == b"the previous video" and not list(data.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("output, folder", [("rvm/masked.mp4", "--mask_dir"), ("images/00.mp4", "--image_dir"),
-                                            ("../d/rvm/x.mp4", "--mask_dir")])
+@pytest.mark.parametrize("output, folder", [("rvm/masked.mp4", "--masks_dir"), ("images/00.mp4", "--image_dir"),
+                                            ("../d/rvm/x.mp4", "--masks_dir")])
 def test_the_video_never_lands_in_an_input_folder(data, capsys, output, folder):
     assert visualize.main(["--data_root", str(data), "--output", output]) == 1
     line = one_line(capsys)
