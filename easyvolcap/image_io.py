@@ -22,6 +22,7 @@ __all__ = ["MASK_EXTENSIONS", "atomic_write", "encode_image", "encode_label_png"
 
 MASK_EXTENSIONS = (".jpg", ".png")
 _READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -40,10 +41,11 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
+def read_rgb(path: str | Path, reduce: int = 1) -> np.ndarray:
     """Decode an image file as an ``(H, W, 3)`` RGB uint8 array.
 
-    Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit, palette and CMYK converted.
+    Grayscale is replicated, alpha dropped, 16-bit scaled to 8-bit, palette and CMYK converted. ``reduce``
+    (1, 2, 4 or 8) decodes at that fraction of the size (a JPEG by its DCT scaling, several times faster).
 
     Raises:
         EvcError: the file cannot be read or is not a decodable image.
@@ -54,7 +56,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise EvcError(f"{path}: cannot read ({error.strerror or error})") from error
     if data.size == 0:
         raise EvcError(f"{path}: empty file")
-    image = cv2.imdecode(data, _READ_FLAGS)
+    image = cv2.imdecode(data, _READ_FLAGS if reduce == 1 else _REDUCED[reduce] | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise EvcError(f"{path}: not a readable image (corrupt or unsupported format)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

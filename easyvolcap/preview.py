@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .image_io import read_gray, read_rgb, write_image
+from .image_io import image_size, read_gray, read_rgb, write_image
 from .layout import Camera, DatasetLayout
 
 __all__ = ["LABEL_WIDTH", "MAX_CAMERAS", "TILE", "TITLE_HEIGHT", "Key", "Tile", "background_rows", "contact_sheet",
@@ -119,9 +119,28 @@ def label_tile(image: np.ndarray, text: str, bottom: bool = False) -> np.ndarray
     return labelled
 
 
+def reduction(size: tuple[int, int]) -> int:
+    """The largest of 1, 2, 4 and 8 by which an image of ``size`` can be shrunk and still fill its tile."""
+    scale = min(TILE[0] / size[0], TILE[1] / size[1])
+    return max(f for f in (1, 2, 4, 8) if f * scale <= 1 or f == 1)
+
+
 def _frame(camera: Camera, t: int) -> np.ndarray:
-    """Frame ``t`` of a camera, from its image file or its video."""
-    return camera.read_frame(t, camera.size())
+    """Frame ``t`` of a camera, from its image file or its video, decoded at the smallest size its tile needs
+    (a full-size 1080p decode and overlay per tile made a preview take seconds)."""
+    factor = reduction(camera.size())
+    if camera.video is None:
+        return read_rgb(camera.frames[t], factor)
+    return _fit(camera.read_frame(t, camera.size()), factor)
+
+
+def _fit(image: np.ndarray, factor_or_shape, nearest: bool = False) -> np.ndarray:
+    """``image`` shrunk by an integer factor, or resized to a ``(height, width)`` shape (labels: ``nearest``)."""
+    shape = factor_or_shape if isinstance(factor_or_shape, tuple) else \
+        (-(-image.shape[0] // factor_or_shape), -(-image.shape[1] // factor_or_shape))
+    if image.shape[:2] == shape:
+        return image
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
 def fit_tile(image: np.ndarray) -> np.ndarray:
@@ -199,8 +218,12 @@ def mask_rows(layout: DatasetLayout, out_dir: str, ext: str) -> Callable[[Camera
     """Rows of frames spread over time with their masks from ``out_dir`` overlaid (missing masks skipped)."""
     def row(camera: Camera) -> list[Tile]:
         paths = [(t, layout.output_path(out_dir, camera.name, camera.frames[t], ext)) for t in spread(camera)]
-        return [(camera.frames[t].stem, mask_overlay(_frame(camera, t), read_gray(path)))
-                for t, path in paths if path.exists()]
+        tiles = []
+        for t, path in paths:
+            if path.exists():
+                image = _frame(camera, t)
+                tiles.append((camera.frames[t].stem, mask_overlay(image, _fit(read_gray(path), image.shape[:2]))))
+        return tiles
     return row
 
 
@@ -213,7 +236,8 @@ def label_rows(layout: DatasetLayout, out_dir: str, palette: np.ndarray,
         for t in spread(camera):
             path = layout.output_path(out_dir, camera.name, camera.frames[t], ".png")
             if path.exists():
-                image, labels = _frame(camera, t), read_gray(path, indices=True)
+                image = _frame(camera, t)
+                labels = _fit(read_gray(path, indices=True), image.shape[:2], nearest=True)
                 if seen is not None:
                     seen.update(int(label) for label in np.unique(labels))
                 colours = palette[labels].astype(np.float32)
@@ -252,8 +276,11 @@ def mask_file_rows(layout: DatasetLayout, output: Callable[[Camera, Path], Path]
             mask = read_gray(path)
             folder = layout.root / image_dir / camera.name
             images = [folder / f"{frame.stem}{ext}" for ext in (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")]
-            image = next((read_rgb(p) for p in images if p.is_file()), None)
-            fits = image is not None and image.shape[:2] == mask.shape
-            tiles.append((frame.stem, mask_overlay(image, mask) if fits else cv2.cvtColor(mask, cv2.COLOR_GRAY2RGB)))
+            found = next((p for p in images if p.is_file()), None)
+            if found is not None and image_size(found) == mask.shape:
+                image = read_rgb(found, reduction(mask.shape))
+                tiles.append((frame.stem, mask_overlay(image, _fit(mask, image.shape[:2]))))
+            else:
+                tiles.append((frame.stem, cv2.cvtColor(_fit(mask, reduction(mask.shape)), cv2.COLOR_GRAY2RGB)))
         return tiles
     return row

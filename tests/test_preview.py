@@ -95,3 +95,24 @@ def test_long_labels_keep_their_end_and_stay_in_their_column():
     # cut from the start: the ends, which tell cameras and frames apart, stay
     assert not np.array_equal(row_label(sheets[0], 0), row_label(sheets[1], 0))
     assert not np.array_equal(tile(sheets[0], 0, 0)[-TEXT_HEIGHT:], tile(sheets[1], 0, 0)[-TEXT_HEIGHT:])
+
+
+def test_previews_decode_frames_only_as_large_as_their_tiles(tmp_path):
+    """A frame is decoded at 1/2, 1/4 or 1/8 of its size (DCT scaling), never below what its 240x160 tile shows,
+    its mask shrunk to match: the overlay still lands on the person."""
+    from easyvolcap.layout import DatasetLayout
+    from easyvolcap.preview import TILE, mask_rows, reduction
+
+    sizes = ((48, 64), (540, 960), (720, 1280), (1080, 1920), (2160, 3840))
+    assert [reduction(size) for size in sizes] == [1, 4, 4, 8, 8]
+    for height, width in sizes:  # the decoded image is at least as large as the tile shows it
+        scale = min(TILE[0] / height, TILE[1] / width, 1)
+        assert height // reduction((height, width)) >= round(height * scale)
+        assert width // reduction((height, width)) >= round(width * scale)
+    root = make_demo_dataset(tmp_path / "d", cameras=1, frames=2, size=(720, 1280), odd_size=None)
+    layout = DatasetLayout.discover(root)
+    (stem, tile), _ = mask_rows(layout, "gt_masks", ".png")(layout.cameras[0])
+    truth = cv2.resize(cv2.imread(str(root / "gt_masks" / "00" / f"{stem}.png"), 0), (320, 180),
+                       interpolation=cv2.INTER_AREA)
+    assert tile.shape == (180, 320, 3)
+    assert tile[truth > 200].mean() > 2 * tile[truth < 50].mean()  # the person bright, the background dimmed
