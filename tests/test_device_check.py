@@ -43,3 +43,10 @@ def test_host_ceiling_measures_the_tool_without_a_model(tmp_path):
     assert out.returncode == 0, out.stderr
     row = out.stdout.strip().splitlines()[-1]
     assert row.startswith("| `--workers 1` |") and float(row.split("|")[2]) > 0
+
+
+def test_preview_bench_runs():
+    out = subprocess.run([sys.executable, str(BENCH / "preview.py"), "--size", "48", "64", "--cameras", "2",
+                          "--frames", "2", "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("preview of 2 cameras x 2 frames of 64x48:")
