@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..image_io import MASK_EXTENSIONS
-from ..layout import IMAGE_EXTENSIONS, MASK_TYPES
+from ..layout import IMAGE_EXTENSIONS
 from ..overlap import refuse_overlap
 from ..runners.backgrounds import METHODS
 from . import (
@@ -21,7 +21,7 @@ from . import (
     run_main,
     with_preview,
 )
-from .flags import ToolParser, extension, fraction
+from .flags import ToolParser, add_mask_reading_args, extension
 
 __all__ = ["build_parser", "main"]
 
@@ -56,11 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bkgd_dir", default="bkgd", help="output folder of backgrounds")
     parser.add_argument("--image_ext", default=None, type=extension(*IMAGE_EXTENSIONS), metavar="jpg|jpeg|png",
                         help="use only images of this type (default: every .jpg/.jpeg/.png)")
-    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
-                        help="read only masks of this type (default: a frame's mask is its file of any mask type)")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
-                        help="foreground above this fraction of full scale, once a mask is scaled to its maximum "
-                             "(0.5: above 128 of 255, EasyVolcap's)")
+    add_mask_reading_args(parser)
     parser.add_argument("--ext", default=".png", type=extension(*MASK_EXTENSIONS), metavar="png|jpg",
                         help="background file type; .png is RGBA with alpha 0 where no frame saw background")
     parser.add_argument("--jump", type=positive_int, default=10, help="use every N-th frame")

@@ -7,7 +7,6 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 
-from ..layout import MASK_TYPES
 from ..overlap import refuse_overlap
 from . import (
     HelpFormatter,
@@ -19,7 +18,7 @@ from . import (
     shard_spec,
     with_preview,
 )
-from .flags import ToolParser, extension, fraction
+from .flags import ToolParser, add_mask_reading_args
 
 __all__ = ["build_parser", "main"]
 
@@ -48,11 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
                         help="folder of masks <camera>/<frame stem>.jpg|png to check (default: RVM's output)")
-    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
-                        help="check only masks of this type (default: a frame's mask is its file of any mask type)")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
-                        help="foreground above this fraction of full scale (0.5: above 128 of 255); masks are "
-                             "judged as they are, not scaled to their maximum")
+    add_mask_reading_args(parser, scaled=False)
     parser.add_argument("--repair_dir", default=None,
                         help="write a complete mask folder here: flagged masks repaired from the consensus, "
                              "the others copied unchanged (same names and type)")

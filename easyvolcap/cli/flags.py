@@ -138,6 +138,19 @@ def add_dataset_args(parser: argparse.ArgumentParser, unit: str = "camera") -> N
                              "(default: SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT when set, else all)")
 
 
+def add_mask_reading_args(parser: argparse.ArgumentParser, scaled: bool = True) -> None:
+    """``--mask_ext`` and ``--threshold`` of a tool that reads masks: which mask files, and what is foreground
+    (``scaled``: once a mask is scaled to its maximum, as EasyVolcap reads masks; else as it is)."""
+    from ..layout import MASK_TYPES
+
+    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
+                        help="read only masks of this type (default: a frame's mask is its file of any mask type)")
+    how = "once a mask is scaled to its maximum (0.5: above 128 of 255, EasyVolcap's)" if scaled else \
+        "(0.5: above 128 of 255); masks are judged as they are, not scaled to their maximum"
+    parser.add_argument("--threshold", type=fraction, default=0.5,
+                        help=f"foreground above this fraction of full scale {how}")
+
+
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--fp16``."""
     parser.add_argument("--device", default=None,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from ..layout import MASK_TYPES
 from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, add_run_args, run_main, with_preview
-from .flags import ToolParser, extension, fraction
+from .flags import ToolParser, add_mask_reading_args
 from .mask_folders import add_mask_dataset_args, discover_masks
 
 __all__ = ["build_parser", "main"]
@@ -27,11 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mask_dataset_args(parser)
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="merged_mask",
                         help="masks <camera>/<frame stem>.jpg|.png (default: the merge's output)")
-    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
-                        help="read only masks of this type (default: every mask type)")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
-                        help="foreground above this fraction of full scale once a mask is scaled to its maximum "
-                             "(0.5: above 128 of 255, EasyVolcap's)")
+    add_mask_reading_args(parser)
     parser.add_argument("--inv_masks_dir", default="inv_maskes",
                         help="output folder (EasyVolcap's default name, typo included)")
     add_run_args(parser, workers_help="masks inverted at once")

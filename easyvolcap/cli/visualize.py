@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import EvcError
-from ..layout import MASK_TYPES, DatasetLayout
+from ..layout import DatasetLayout
 from ..overlap import refuse_overlap
 from . import HelpFormatter, Outcome, examples, number_in, positive_int, run_main
-from .flags import ToolParser, extension, fraction
+from .flags import ToolParser, add_mask_reading_args
 
 __all__ = ["build_parser", "main"]
 
@@ -33,11 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--masks_dir", "--mask_dir", dest="masks_dir", default="rvm",
                         help="masks <camera>/<frame stem>.jpg|.png (a frame without its mask shows black; default: "
                              "RVM's output)")
-    parser.add_argument("--mask_ext", default=None, type=extension(*MASK_TYPES), metavar="jpg|jpeg|png",
-                        help="read only masks of this type (default: a frame's mask is its file of any mask type)")
-    parser.add_argument("--threshold", type=fraction, default=0.5,
-                        help="foreground above this fraction of full scale once a mask is scaled to its maximum "
-                             "(0.5: above 128 of 255, EasyVolcap's)")
+    add_mask_reading_args(parser)
     parser.add_argument("--output", default="masked.mp4", help="the video, relative to --data_root")
     parser.add_argument("--fps", type=number_in(0, math.inf), default=30.0, help="frames per second")
     parser.add_argument("--ratio", type=number_in(0, math.inf), default=1.0,
