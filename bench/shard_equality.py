@@ -19,39 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PARITY = REPO / "tests" / "parity"
-SCRIPTS = REPO / "scripts" / "segmentation"
-TOOLS = {"rvm": "inference_robust_video_matting.py", "bgmv2": "inference_bkgdmattev2.py", "schp": "inference_schp.py"}
-
-
-def make_inputs(folder: Path, size: tuple[int, int], cameras: int, frames: int) -> dict[str, Path]:
-    """A JPEG dataset with a background per camera, and synthesized checkpoints of the tools' default models."""
-    import torch
-
-    from easyvolcap.image_io import write_image
-    from easyvolcap.synthetic.capture import background, make_demo_dataset
-    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
-
-    data = make_demo_dataset(folder / "data", cameras=cameras, frames=frames, size=size, odd_size=None)
-    for c in range(cameras):
-        write_image(data / "bkgd" / f"{c:02d}.png", background(*size, seed=c))
-    paths = {"data": data, "rvm": folder / "rvm_resnet50.pth", "bgmv2": folder / "pytorch_resnet101.pth",
-             "schp": folder / "exp-schp-201908261155-lip.pth"}
-    torch.save(synth_state_dict(load_spec(PARITY / "rvm_resnet50.keys.json")), paths["rvm"])
-    torch.save(synth_state_dict(load_spec(PARITY / "bgmv2_resnet101.keys.json")), paths["bgmv2"])
-    torch.save({"state_dict": synth_state_dict(load_spec(PARITY / "schp_lip.keys.json"))}, paths["schp"])
-    return paths
+from tool_inputs import TOOLS, make_dataset, synthesize, tool_argv
 
 
 def run(tool: str, paths: dict[str, Path], device: str, out: str, shard: str | None) -> None:
-    argv = [sys.executable, str(SCRIPTS / TOOLS[tool]), "--data_root", str(paths["data"]), "--device", device,
-            "--chkpt_path", str(paths[tool]), "--mask_dir", out, "--no_preview"]
-    if tool == "schp":
-        argv += ["--dataset", "lip", "--detector", "none", "--schp_dir", out + "_labels"]
-    if shard:
-        argv += ["--shard", shard]
-    subprocess.run(argv, check=True, capture_output=True, text=True)
+    argv = tool_argv(tool, paths["data"], paths[tool], device, out)
+    subprocess.run([*argv, "--shard", shard] if shard else argv, check=True, capture_output=True, text=True)
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -73,14 +46,15 @@ def compare(tool: str, paths: dict[str, Path], device: str) -> tuple[int, list[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     parser.add_argument("--size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--frames", type=int, default=6)
     args = parser.parse_args(argv)
     failed = False
     with tempfile.TemporaryDirectory(prefix="shard-equality-") as folder:
-        paths = make_inputs(Path(folder), tuple(args.size), args.cameras, args.frames)
+        paths = {"data": make_dataset(Path(folder) / "data", tuple(args.size), args.cameras, args.frames),
+                 **synthesize(Path(folder))}
         print(f"| tool ({args.device}, {args.size[1]}x{args.size[0]}, {args.cameras} cameras x {args.frames}) "
               f"| files | one run vs two shards |")
         print("| --- | ---: | --- |")

@@ -26,38 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PARITY = REPO / "tests" / "parity"
-TOOLS = ("rvm", "bgmv2", "schp")
-
-
-def make_inputs(folder: Path) -> dict[str, Path]:
-    """A one-frame 1080p dataset with a background, and synthesized checkpoints of the tools' default models."""
-    import torch
-
-    from easyvolcap.image_io import write_image
-    from easyvolcap.synthetic.capture import background, make_demo_dataset
-    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
-
-    data = make_demo_dataset(folder / "data", cameras=1, frames=1, size=(1080, 1920), odd_size=None)
-    write_image(data / "bkgd" / "00.png", background(1080, 1920, seed=0))
-    paths = {"data": data, "rvm": folder / "rvm_resnet50.pth", "bgmv2": folder / "pytorch_resnet101.pth",
-             "schp": folder / "exp_schp_multi_cihp_local.pth"}
-    torch.save(synth_state_dict(load_spec(PARITY / "rvm_resnet50.keys.json")), paths["rvm"])
-    torch.save(synth_state_dict(load_spec(PARITY / "bgmv2_resnet101.keys.json")), paths["bgmv2"])
-    lip = synth_state_dict(load_spec(PARITY / "schp_lip.keys.json"))  # CIHP has LIP's 20 classes and layout
-    torch.save({"state_dict": lip}, paths["schp"])
-    return paths
-
-
-def tool_argv(tool: str, paths: dict[str, Path], device: str, out_dir: str) -> list[str]:
-    common = ["--data_root", str(paths["data"]), "--device", device, "--no_preview", "--overwrite"]
-    if tool == "rvm":
-        return [*common, "--chkpt_path", str(paths["rvm"]), "--mask_dir", out_dir]
-    if tool == "bgmv2":
-        return [*common, "--chkpt_path", str(paths["bgmv2"]), "--mask_dir", out_dir]
-    return [*common, "--chkpt_path", str(paths["schp"]), "--detector", "none", "--mask_dir", out_dir,
-            "--schp_dir", out_dir + "_labels"]
+from tool_inputs import TOOLS, make_dataset, synthesize, tool_argv
 
 
 def child(tool: str, argv: list[str]) -> None:
@@ -96,8 +65,9 @@ def measure(tool: str, paths: dict[str, Path], device: str, repeat: int) -> dict
     runs = []
     for index in range(repeat):
         began = time.perf_counter()
-        out = subprocess.run([sys.executable, __file__, "--child", tool, json.dumps(
-            tool_argv(tool, paths, device, f"startup_{tool}_{index}"))], capture_output=True, text=True, check=True)
+        argv = tool_argv(tool, paths["data"], paths[tool], device, f"startup_{tool}_{index}")[2:]  # the flags
+        out = subprocess.run([sys.executable, __file__, "--child", tool, json.dumps([*argv, "--overwrite"])],
+                             capture_output=True, text=True, check=True)
         wall = time.perf_counter() - began
         marks = json.loads(out.stdout.strip().splitlines()[-1])
         if marks["code"] != 0:
@@ -119,7 +89,8 @@ def main() -> None:
         child(args.child, json.loads(args.argv))
         return
     with tempfile.TemporaryDirectory() as folder:
-        paths = make_inputs(Path(folder))
+        paths = {"data": make_dataset(Path(folder) / "data", (1080, 1920), cameras=1, frames=1),
+                 **synthesize(Path(folder))}
         print(f"| tool ({args.device}, 1 frame 1080p, median of {args.repeat}) | import torch | to run start "
               f"| to first mask | process |")
         print("| --- | ---: | ---: | ---: | ---: |")

@@ -6,7 +6,8 @@
 
 The dataset is ``--cameras`` x ``--frames`` JPEG frames made by hard-linking ``--unique`` distinct ones (so a
 long capture costs no disk), with a background per camera. For each tool and its default model (RVM resnet50,
-BGMv2 resnet101, SCHP LIP with ``--detector none``; synthesized weights of the official layouts):
+BGMv2 resnet101, SCHP CIHP with ``--detector none``; synthesized weights of the official layouts, see
+``bench/tool_inputs.py``):
 
 - ``command``: the command line at its defaults in a fresh process over every frame; its rate is the one its
   summary line prints (the run, without the process's start-up);
@@ -27,28 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tool_inputs import TOOLS, make_dataset, synthesize, tool_argv
+
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-SCRIPTS = REPO / "scripts" / "segmentation"
-MODELS = {"rvm": ("resnet50", "rvm_resnet50.pth"), "bgmv2": ("resnet101", "pytorch_resnet101.pth"),
-          "schp": ("lip", "exp-schp-201908261155-lip.pth")}
+VARIANTS = {"rvm": "resnet50", "bgmv2": "resnet101", "schp": "lip"}  # as bench/matting_workloads.py names them
 PEERS = {"rvm": "evc_rvm", "bgmv2": "evc_bgmv2"}
-SCRIPT_NAMES = {"rvm": "inference_robust_video_matting.py", "bgmv2": "inference_bkgdmattev2.py",
-                "schp": "inference_schp.py"}
-
-
-def make_dataset(root: Path, size: tuple[int, int], cameras: int, frames: int, unique: int) -> Path:
-    """``cameras`` x ``frames`` JPEG frames hard-linked from ``unique`` rendered ones per camera, and backgrounds."""
-    from easyvolcap.image_io import write_image
-    from easyvolcap.synthetic.capture import background, make_demo_dataset
-
-    make_demo_dataset(root, cameras, min(unique, frames), size, odd_size=None)
-    for c in range(cameras):
-        folder = root / "images" / f"{c:02d}"
-        for f in range(min(unique, frames), frames):
-            os.link(folder / f"{f % unique:06d}.jpg", folder / f"{f:06d}.jpg")
-        write_image(root / "bkgd" / f"{c:02d}.png", background(*size, seed=c))
-    return root
 
 
 def subset(root: Path, out: Path, frames: int) -> Path:
@@ -63,27 +47,10 @@ def subset(root: Path, out: Path, frames: int) -> Path:
     return out
 
 
-def synthesize(folder: Path) -> dict[str, Path]:
-    import torch
-
-    from easyvolcap.synthetic.weights import load_spec, synth_state_dict
-
-    parity = REPO / "tests" / "parity"
-    paths = {}
-    for tool, (variant, name) in MODELS.items():
-        state = synth_state_dict(load_spec(parity / f"{tool}_{variant}.keys.json"))
-        paths[tool] = folder / name
-        torch.save({"state_dict": state} if tool == "schp" else state, paths[tool])
-    return paths
-
-
 def command_rate(tool: str, root: Path, weights: Path, device: str) -> float:
     """The rate the command line's summary prints, at its defaults, in a fresh process."""
-    argv = [sys.executable, str(SCRIPTS / SCRIPT_NAMES[tool]), "--data_root", str(root), "--device", device,
-            "--chkpt_path", str(weights), "--mask_dir", f"cmd_{tool}", "--no_preview"]
-    if tool == "schp":
-        argv += ["--dataset", "lip", "--detector", "none", "--schp_dir", "cmd_schp_labels"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(tool_argv(tool, root, weights, device, f"cmd_{tool}"), capture_output=True, text=True,
+                         check=True).stdout
     return float(re.search(r"\(([\d.]+) img/s\)", out)[1])
 
 
@@ -95,7 +62,7 @@ def workload(spec: dict) -> dict:
 
 def measure(tool: str, root: Path, sample: Path, weights: Path, device: str) -> dict:
     """One row: the command's rate, the tool's and the model's on ``sample``, the peer's."""
-    spec = {"tool": tool, "variant": MODELS[tool][0], "root": str(sample), "weights": str(weights),
+    spec = {"tool": tool, "variant": VARIANTS[tool], "root": str(sample), "weights": str(weights),
             "batch": "default", "device": device, "workers": 4, "mask_dir": f"wl_{tool}", "decode": "host",
             "rounds": 1}
     measured = workload({**spec, "mode": "tool"})
@@ -112,7 +79,7 @@ def measure(tool: str, root: Path, sample: Path, weights: Path, device: str) -> 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--tools", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
     parser.add_argument("--size", type=int, nargs=2, default=(1080, 1920), metavar=("H", "W"))
     parser.add_argument("--cameras", type=int, default=8)
     parser.add_argument("--frames", type=int, default=400, help="frames per camera")
