@@ -131,13 +131,16 @@ def _frame(camera: Camera, t: int) -> np.ndarray:
     factor = reduction(camera.size())
     if camera.video is None:
         return read_rgb(camera.frames[t], factor)
-    return _fit(camera.read_frame(t, camera.size()), factor)
+    return _fit(camera.read_frame(t, camera.size()), _reduced(camera.size(), factor))
 
 
-def _fit(image: np.ndarray, factor_or_shape, nearest: bool = False) -> np.ndarray:
-    """``image`` shrunk by an integer factor, or resized to a ``(height, width)`` shape (labels: ``nearest``)."""
-    shape = factor_or_shape if isinstance(factor_or_shape, tuple) else \
-        (-(-image.shape[0] // factor_or_shape), -(-image.shape[1] // factor_or_shape))
+def _reduced(size: tuple[int, int], factor: int) -> tuple[int, int]:
+    """``size`` divided by ``factor``, rounded up (as JPEG's DCT scaling gives it)."""
+    return -(-size[0] // factor), -(-size[1] // factor)
+
+
+def _fit(image: np.ndarray, shape: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """``image`` resized to ``shape`` ``(height, width)`` (area averaging; labels: ``nearest``)."""
     if image.shape[:2] == shape:
         return image
     return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
@@ -281,6 +284,7 @@ def mask_file_rows(layout: DatasetLayout, output: Callable[[Camera, Path], Path]
                 image = read_rgb(found, reduction(mask.shape))
                 tiles.append((frame.stem, mask_overlay(image, _fit(mask, image.shape[:2]))))
             else:
-                tiles.append((frame.stem, cv2.cvtColor(_fit(mask, reduction(mask.shape)), cv2.COLOR_GRAY2RGB)))
+                small = _fit(mask, _reduced(mask.shape, reduction(mask.shape)))
+                tiles.append((frame.stem, cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)))
         return tiles
     return row

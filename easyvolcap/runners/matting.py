@@ -2,8 +2,9 @@
 
 A model plugs in as a :class:`MattePass`: its ``forward`` turns a batch of one camera's frames (on the
 device) into alphas and foregrounds, with whatever settings and state that pass needs as its own
-arguments; ``commit`` keeps the pass's state once its results are emitted (an out-of-memory retry of
-the same frames starts from the state before). The loop owns everything else, in three steps per batch:
+arguments; ``commit`` keeps the pass's state once its results are computed and on their way to the host
+(an out-of-memory retry of the same frames starts from the state before). The loop owns everything else,
+in three steps per batch:
 
 - **stage**: the loaded frames become the model's input on the device (:class:`FrameSource`);
 - **compute**: the model's forward pass, under ``inference_mode``, and the 8-bit masks (and foregrounds);
@@ -63,7 +64,7 @@ class MattePass(Protocol):
         ...
 
     def commit(self) -> None:
-        """The last ``forward``'s results were emitted: keep what it carries to the next pass."""
+        """The last ``forward`` and its 8-bit results succeeded: keep what it carries to the next pass."""
         ...
 
 
