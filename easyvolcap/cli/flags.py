@@ -152,10 +152,13 @@ def add_mask_reading_args(parser: argparse.ArgumentParser, scaled: bool = True) 
 
 
 def add_device_args(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--fp16``."""
+    """``--device``, ``--fp16`` and ``--no_cuda_graphs``."""
     parser.add_argument("--device", default=None,
                         help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
     parser.add_argument("--fp16", action="store_true", help="compute in half precision (CUDA only)")
+    parser.add_argument("--no_cuda_graphs", dest="cuda_graphs", action="store_false",
+                        help="on CUDA, launch every forward pass from Python instead of replaying it as a CUDA "
+                             "graph (graphs are checked bit for bit against such a pass and write the same masks)")
 
 
 def add_decode_arg(parser: argparse.ArgumentParser) -> None:

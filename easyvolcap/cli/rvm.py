@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> Outcome:
     options = RvmOptions(mask_dir=args.mask_dir, mask_ext=args.mask_ext, fgr_dir=args.fgr_dir,
                          batch_size=args.batch_size, downsample_ratio=args.downsample_ratio,
                          quality=args.quality, overwrite=args.overwrite, workers=args.workers,
-                         decode=decode_mode(args, device))
+                         decode=decode_mode(args, device), cuda_graphs=args.cuda_graphs)
     report = run_rvm(layout, model, device, dtype, options, progress=None)
     report.model = model.variant
     return Outcome(layout, report)

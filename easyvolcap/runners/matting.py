@@ -53,6 +53,7 @@ class MattingOptions:
     overwrite: bool = False
     workers: int = 4  # decode / encode threads
     decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
+    cuda_graphs: bool = True  # on CUDA, passes replay CUDA graphs (easyvolcap.graphs); no effect elsewhere
 
 
 class MattePass(Protocol):

@@ -9,15 +9,18 @@ interrupted and resumed, sharded over machines or split over devices.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ..batching import plan_camera_batches
 from ..errors import EvcError
+from ..graphs import GraphedForward, graph_backend
 from ..layout import Camera, DatasetLayout
 from ..models.rvm.checkpoints import VARIANTS, internal_scale
 from .common import Item, clear_stale_outputs, plan_batches
@@ -45,18 +48,32 @@ def plan_clips(camera: Camera, batch_size: int) -> list[list[Item]]:
 
 
 class _RvmPass:
-    """RVM as the matting loop runs it: each camera's recurrent state flows from one clip to the next."""
+    """RVM as the matting loop runs it: each camera's recurrent state flows from one clip to the next.
 
-    def __init__(self, model: nn.Module, options: RvmOptions, sizes: dict[str, tuple[int, int]]) -> None:
+    On CUDA the clips replay CUDA graphs (:mod:`easyvolcap.graphs`): a camera's first clip starts from zero
+    states (what ``None`` stands for) once their shapes are known, so that it replays the same graph as the
+    clips that follow."""
+
+    def __init__(self, model: nn.Module, options: RvmOptions, sizes: dict[str, tuple[int, int]],
+                 device: torch.device) -> None:
         self.model, self.options, self.sizes = model, options, sizes
         self.state: list[torch.Tensor | None] = [None] * 4
         self.pending = self.state
+        self.zeros: dict[tuple, list[torch.Tensor]] = {}  # by (H, W, ratio): zero states, where graphs replay
+        self.graphed = GraphedForward(self._clip, graph_backend(device, options.cuda_graphs), warm_args=1,
+                                      warn=lambda message: tqdm.write(f"evc-rvm: warning: {message}", file=sys.stderr))
+
+    def _clip(self, src: torch.Tensor, *state: torch.Tensor | None, ratio: float) -> list[torch.Tensor]:
+        return self.model(src[None], *state, downsample_ratio=ratio)
 
     def forward(self, items: list[Item], src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         camera, t0 = items[0]
-        state = [None] * 4 if t0 == 0 else self.state  # a camera starts afresh
         ratio = internal_scale(self.sizes[camera.name], self.options.downsample_ratio)
-        fgr, pha, *self.pending = self.model(src[None], *state, downsample_ratio=ratio)
+        start = (*src.shape[-2:], ratio)
+        state = self.zeros.get(start, [None] * 4) if t0 == 0 else self.state  # a camera starts afresh
+        fgr, pha, *self.pending = self.graphed(src, *state, ratio=ratio)
+        if self.graphed.backend is not None and start not in self.zeros:
+            self.zeros[start] = [torch.zeros_like(r) for r in self.pending]
         return pha[0, :, 0], fgr[0] if self.options.fgr_dir else None
 
     def commit(self) -> None:
@@ -99,7 +116,7 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         hint="a smaller --downsample_ratio or --variant mobilenetv3", model=f"rvm {variant}")
     clips = [clip for camera in todo for clip in plan_clips(camera, report.batch_sizes[camera.name])]
     batch_size = max(report.batch_sizes.values(), default=1)
-    run_matting("evc-rvm", layout, model, _RvmPass(model, options, sizes), device, dtype, options, report, clips, sizes,
+    run_matting("evc-rvm", layout, model, _RvmPass(model, options, sizes, device), device, dtype, options, report, clips, sizes,
                 ahead=batch_size + 2 * options.workers, write_ahead=2 * batch_size, progress=progress)
     report.seconds = time.perf_counter() - start
     return report
