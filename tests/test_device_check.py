@@ -23,8 +23,10 @@ def test_device_check_steps_run_on_the_cpu(tmp_path):
     assert "| (emulated) |" in steady and " of " in steady and "(max diff 0)" in steady  # graphed = eager
     graphs = (tmp_path / "out" / "graphs_100.txt").read_text()
     assert "command --no_cuda_graphs img/s" in graphs and graphs.strip().splitlines()[-1].startswith("| rvm |")
+    tunings = (tmp_path / "out" / "tunings.txt").read_text()
+    assert "| rvm | graphs fp32 | - | - | 0 |" in tunings  # graphed = eager, bit for bit
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["graphs_100.txt", "shards.txt", "startup.txt",
-                                                                    "steady.txt"]
+                                                                    "steady.txt", "tunings.txt"]
 
 
 def test_shard_equality_finds_a_differing_file(tmp_path, monkeypatch):
