@@ -132,7 +132,7 @@ def measure(mode: str, case: Case, root: Path, weights: Path, args: argparse.Nam
     """One workload in a fresh process (see ``matting_workloads.py``); per kind, the best of ``args.repeat``."""
     spec = {"mode": mode, "tool": case.tool, "variant": case.variant, "root": str(root), "weights": str(weights),
             "batch": case.batch, "device": args.device, "workers": args.workers, "mask_dir": MASK_DIR,
-            "decode": {"cpu": "host", "gpu": "device"}[args.decode], "fp16": args.fp16,
+            "decode": {"auto": "auto", "cpu": "host", "gpu": "device"}[args.decode], "fp16": args.fp16,
             "flush_denormal": flush_denormal, "tuning": tuning, **(extra or {})}
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tools", nargs="+", default=["rvm", "bgmv2", "schp"], choices=["rvm", "bgmv2", "schp"],
                         help="which tools to measure")
     parser.add_argument("--workers", type=int, default=4, help="the tools' --workers (decode/encode threads)")
-    parser.add_argument("--decode", default="cpu", choices=("cpu", "gpu"),
+    parser.add_argument("--decode", default="auto", choices=("auto", "cpu", "gpu"),
                         help="the tools' --decode for RVM and BGMv2 (gpu: JPEG decoded on the CUDA device)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--retries", type=int, default=2,

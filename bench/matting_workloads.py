@@ -207,7 +207,7 @@ def _relayout(value: object, layout: torch.memory_format) -> object:
 
 
 def rvm_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-             decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
+             decode: str = "auto", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
 
     options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode,
@@ -216,7 +216,7 @@ def rvm_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: 
 
 
 def bgmv2_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-               decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
+               decode: str = "auto", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
 
     options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode,
@@ -225,7 +225,7 @@ def bgmv2_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir
 
 
 def schp_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-              decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
+              decode: str = "auto", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     """``--detector none --dataset lip``: crops and restores on the CPU, frames always decoded there (``decode``
     is ignored); ``batch`` crops per parser pass, frames per detector pass the tool's default."""
     from easyvolcap.detectors import WholeFrameDetector
@@ -467,7 +467,7 @@ def measure(spec: dict) -> dict[str, dict]:
     work = WORKLOADS[spec["tool"]]
     batch = default_batch(spec["tool"]) if spec["batch"] == "default" else spec["batch"]
     run_tool = partial(work["tool"], layout, model, device, batch, spec["mask_dir"], spec["workers"],
-                       spec.get("decode", "host"), dtype)
+                       spec.get("decode", "auto"), dtype)
     if dtype != torch.float32:
         model = model.to(dtype)
     results = {}

@@ -75,7 +75,7 @@ def measure(tool: str, root: Path, sample: Path, weights: Path, device: str, eag
     if commands_only:
         return row
     spec = {"tool": tool, "variant": VARIANTS[tool], "root": str(sample), "weights": str(weights),
-            "batch": "default", "device": device, "workers": 4, "mask_dir": f"wl_{tool}", "decode": "host",
+            "batch": "default", "device": device, "workers": 4, "mask_dir": f"wl_{tool}", "decode": "auto",
             "rounds": 1}
     measured = workload({**spec, "mode": "tool"})
     rate = {kind: measured[kind]["images"] / measured[kind]["seconds"] for kind in ("tool", "model", "model_graphs")}

@@ -25,9 +25,9 @@ WIDE = (135, 1040)  # long side over 512: RVM's auto ratio is 512/1040
 
 # flag: default, for each flag whose default changes the bytes a tool writes (or which frames it reads)
 OUTPUT_DEFAULTS = {
-    "rvm": {"mask_ext": ".jpg", "quality": 85, "downsample_ratio": None, "image_dir": "images",
+    "rvm": {"mask_ext": ".jpg", "quality": 85, "downsample_ratio": None, "image_dir": "images", "decode": "auto",
             "variant": None},  # None: the checkpoint's variant (DEFAULT_VARIANT's file without --chkpt_path)
-    "bgmv2": {"mask_ext": ".jpg", "quality": 85, "backbone_scale": 0.25, "refine_mode": "sampling",
+    "bgmv2": {"mask_ext": ".jpg", "quality": 85, "decode": "auto", "backbone_scale": 0.25, "refine_mode": "sampling",
               "refine_sample_pixels": 80_000, "refine_threshold": 0.1, "bkgd_dir": "bkgd"},
     "schp": {"dataset": "cihp", "detector": "torchvision", "restore": "logits", "quality": 85},
     "backgrounds": {"jump": 10, "dilation": 20, "method": "mean", "ext": ".png", "quality": 95, "fill_holes": False,

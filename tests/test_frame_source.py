@@ -140,3 +140,42 @@ def test_out_of_memory_while_decoding_reaches_the_runner(tmp_path, monkeypatch):
     monkeypatch.setattr(frame_source, "_decode_jpeg", out_of_memory)
     with pytest.raises(torch.OutOfMemoryError):  # not decoded on the host: the runner halves the batch
         batches(device, layout)
+
+
+def test_auto_decodes_on_cuda_when_it_can_and_on_the_host_elsewhere(monkeypatch):
+    from easyvolcap.runners import frame_source
+
+    said = []
+    assert FrameSource(CPU, {}, "auto", warn=said.append).mode == "host" and not said
+    cuda = torch.device("cuda", 0)  # nothing is allocated on it: the probe is replaced
+    monkeypatch.setattr(frame_source, "device_decode_works", lambda device: True)
+    assert FrameSource(cuda, {}, "auto", warn=said.append).mode == "device" and not said
+    monkeypatch.setattr(frame_source, "device_decode_works", lambda device: False)
+    assert FrameSource(cuda, {}, "auto", warn=said.append).mode == "host"
+    assert said == ["JPEG frames are decoded on the CPU: this torchvision cannot decode JPEG on cuda:0"]
+    with pytest.raises(EvcError, match="--decode gpu: this torchvision cannot decode JPEG on cuda:0"):
+        FrameSource(cuda, {}, "device")
+
+
+def test_frames_the_device_refuses_are_decoded_on_the_host_said_once(tmp_path, monkeypatch):
+    from easyvolcap.runners import frame_source
+
+    layout = DatasetLayout.discover(make_demo_dataset(tmp_path / "d", cameras=1, frames=4, size=(24, 32),
+                                                      odd_size=None))
+    sizes = {camera.name: camera.size() for camera in layout.cameras}
+    said = []
+    host, device = FrameSource(CPU, sizes, "host"), FrameSource(CPU, sizes, "device", warn=said.append)
+    camera = layout.cameras[0]
+    items = [(camera, t) for t in range(4)]
+    loaded = [device.load(item) for item in items]
+    decode = frame_source._decode_jpeg
+
+    def refusing(data, **kwargs):  # frames 1 and 3 refused (say, progressive JPEGs), and so the whole batch
+        if isinstance(data, list) or data is loaded[1] or data is loaded[3]:
+            raise RuntimeError("nvjpeg: unsupported JPEG (progressive)")
+        return decode(data, **kwargs)
+
+    monkeypatch.setattr(frame_source, "_decode_jpeg", refusing)
+    torch.testing.assert_close(device.batch(items, loaded, torch.float32), batches(host, layout), rtol=0, atol=0)
+    assert len(said) == 1 and said[0].startswith(f"{camera.frames[1]}: decoded on the CPU") \
+        and "(nvjpeg: unsupported JPEG (progressive))" in said[0]

@@ -163,9 +163,9 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
 
 def add_decode_arg(parser: argparse.ArgumentParser) -> None:
     """``--decode``: where JPEG frames are decoded."""
-    parser.add_argument("--decode", default="cpu", choices=("cpu", "gpu"),
-                        help="where JPEG frames are decoded: cpu = the --workers threads; gpu = on the CUDA "
-                             "device (nvJPEG), for runs whose reader threads cannot keep up (4K, few CPU cores); "
+    parser.add_argument("--decode", default="auto", choices=("auto", "cpu", "gpu"),
+                        help="where JPEG frames are decoded: gpu = on the CUDA device (nvJPEG), cpu = by the "
+                             "--workers threads; auto = gpu on CUDA when this torchvision can decode there, else cpu; "
                              "videos and PNG frames are always decoded on the CPU")
 
 

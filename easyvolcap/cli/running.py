@@ -109,14 +109,14 @@ def discover_layout(args: argparse.Namespace, tool: str, extensions: tuple[str, 
 
 
 def decode_mode(args: argparse.Namespace, device) -> str:
-    """The runner's decode mode (``host`` or ``device``) for ``--decode`` on ``device`` (the runner checks that
-    the device can decode).
+    """The runner's decode mode (``auto``, ``host`` or ``device``) for ``--decode`` on ``device`` (the runner checks
+    that the device can decode).
 
     Raises:
         EvcError: ``--decode gpu`` without a CUDA device.
     """
-    if args.decode == "cpu":
-        return "host"
+    if args.decode != "gpu":
+        return {"auto": "auto", "cpu": "host"}[args.decode]
     if device.type != "cuda":
         raise EvcError(f"--decode gpu needs a CUDA --device, not {device}")
     return "device"

@@ -9,7 +9,9 @@ batch of loaded frames of one camera into the model's float input with :meth:`Fr
   ``torchvision.io.decode_jpeg`` decodes the whole batch on the model's device (nvJPEG on CUDA),
   which takes the decoding off the CPU when it cannot keep up with the GPU (4K, many cameras).
   Other cameras (videos, PNG) are decoded on the host as before. A file the device cannot decode
-  is decoded on the host; one nothing can decode is reported as by the host path.
+  is decoded on the host (said once); one nothing can decode is reported as by the host path.
+- ``auto`` (the default): ``device`` on CUDA when this torchvision decodes JPEG there (else ``host``, said
+  once), ``host`` elsewhere.
 
 On the CPU ``device`` decodes with libjpeg-turbo like the host path (bitwise the same frames, but for
 CMYK JPEGs, whose colour conversion differs by a level); the
@@ -19,7 +21,9 @@ will move to TorchCodec; they work, and that notice is silenced here.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -30,7 +34,7 @@ from ..layout import Camera
 
 __all__ = ["DECODE_MODES", "FrameSource", "device_decode_works", "is_jpeg_camera"]
 
-DECODE_MODES = ("host", "device")
+DECODE_MODES = ("auto", "host", "device")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 Item = tuple[Camera, int]
 
@@ -46,19 +50,28 @@ class FrameSource:
     Args:
         device: where the model runs.
         sizes: each camera's ``(height, width)``, by camera name.
-        mode: ``host`` or ``device`` (see the module docstring).
+        mode: ``auto``, ``host`` or ``device`` (see the module docstring).
+        warn: told once when frames are decoded on the host though the device was meant to.
     """
 
-    def __init__(self, device: torch.device, sizes: dict[str, tuple[int, int]], mode: str = "host") -> None:
+    def __init__(self, device: torch.device, sizes: dict[str, tuple[int, int]], mode: str = "host",
+                 warn: Callable[[str], None] | None = None) -> None:
         """Raises:
             EvcError: ``device`` mode on a CUDA device on which this torchvision cannot decode JPEG.
         """
         if mode not in DECODE_MODES:
             raise ValueError(f"decode mode {mode!r}: expected one of {DECODE_MODES}")
-        if mode == "device" and device.type == "cuda" and not device_decode_works(device):
+        self.warn = warn or (lambda message: print(f"warning: {message}", file=sys.stderr))
+        works = device.type != "cuda" or mode == "host" or device_decode_works(device)
+        if mode == "device" and not works:
             raise EvcError(f"--decode gpu: this torchvision cannot decode JPEG on {device}; use --decode cpu")
+        if mode == "auto":
+            mode = "device" if device.type == "cuda" and works else "host"
+            if not works:
+                self.warn(f"JPEG frames are decoded on the CPU: this torchvision cannot decode JPEG on {device}")
         self.device, self.sizes, self.mode = device, sizes, mode
         self._jpeg: dict[str, bool] = {}
+        self._fell_back = False  # a frame was decoded on the host though the device was meant to
 
     def on_device(self, camera: Camera) -> bool:
         """Whether ``camera``'s frames are decoded on the device."""
@@ -106,16 +119,21 @@ class FrameSource:
                 except RuntimeError as error:
                     if is_out_of_memory(error):
                         raise
-                    frames.append(self._host_decode(item))
+                    frames.append(self._host_decode(item, error))
         for (camera, t), frame in zip(items, frames, strict=True):
             size = self.sizes[camera.name]
             if tuple(frame.shape[-2:]) != size:
                 raise camera.size_error(t, tuple(frame.shape[-2:]), size)
         return frames
 
-    def _host_decode(self, item: Item) -> torch.Tensor:
+    def _host_decode(self, item: Item, error: Exception) -> torch.Tensor:
         camera, t = item
         image = camera.read_frame(t, self.sizes[camera.name])  # raises the host path's errors
+        if not self._fell_back:
+            self._fell_back = True
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            self.warn(f"{camera.frames[t]}: decoded on the CPU, the device's JPEG decoder refused it ({reason}); "
+                      "so is any other such frame of this run")
         return torch.from_numpy(image).permute(2, 0, 1).to(self.device)
 
 

@@ -52,7 +52,7 @@ class MattingOptions:
     quality: int = 85
     overwrite: bool = False
     workers: int = 4  # decode / encode threads
-    decode: str = "host"  # host, or device: JPEG frames decoded on the model's device (see frame_source)
+    decode: str = "auto"  # auto, host, or device: JPEG frames decoded on the model's device (see frame_source)
     cuda_graphs: bool = True  # on CUDA, passes replay CUDA graphs (easyvolcap.graphs); no effect elsewhere
 
 
@@ -177,7 +177,8 @@ def run_matting(tool: str, layout: DatasetLayout, net: nn.Module, model: MattePa
 
     Sets ``report.batch_lowered`` when the out-of-memory back-off struck.
     """
-    source = FrameSource(device, sizes, options.decode)
+    source = FrameSource(device, sizes, options.decode,
+                         warn=lambda message: tqdm.write(f"{tool}: warning: {message}", file=sys.stderr))
     frames = [item for batch in batches for item in batch]
     batch_size = max(report.batch_sizes.values(), default=1)
     with progress_bar(len(frames), tool, progress) as bar, \
