@@ -7,7 +7,8 @@
 For each size it writes a synthetic dataset (the demo scene, 2 cameras, a clean background per camera)
 and synthesized weights of the tools' default models (RVM resnet50, BGMv2 resnet101, SCHP LIP with
 ``--detector none``), computes every tool's masks on the CPU as the reference, then runs every tool on
-the device under test: float32 and ``--fp16``, ``--decode cpu`` and ``--decode gpu`` (RVM and BGMv2),
+the device under test: float32 (with CUDA graphs, the default, and without) and ``--fp16``, ``--decode cpu`` and
+``--decode gpu`` (RVM and BGMv2),
 one worker, and two workers (``--device cuda:0,cuda:1``) when there are two devices. Each run's masks
 are compared with the CPU's (``TOLERANCE``: the mean absolute difference in 8-bit levels and the share of
 pixels more than 32 levels apart; SCHP: the share of pixels whose mask differs). Then one run per tool
@@ -71,6 +72,14 @@ def read_masks(folder: Path) -> dict[str, np.ndarray]:
             for p in sorted(folder.rglob("*")) if p.suffix in (".jpg", ".png")}
 
 
+def same_bytes(a: Path, b: Path) -> tuple[bool, str]:
+    """Whether two output folders hold the same files with the same bytes."""
+    files = {p.relative_to(a): p.read_bytes() for p in a.rglob("*") if p.is_file()}
+    others = {p.relative_to(b): p.read_bytes() for p in b.rglob("*") if p.is_file()}
+    differ = sorted(str(k) for k in files.keys() | others.keys() if files.get(k) != others.get(k))
+    return not differ, f"{len(files)} files identical" if not differ else f"{len(differ)} files differ: {differ[0]}"
+
+
 def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], tool: str,
             precision: str) -> tuple[bool, str]:
     """Whether ``got`` matches the CPU's ``reference`` within ``TOLERANCE``, and a short account of the worst frame."""
@@ -91,9 +100,10 @@ def compare(reference: dict[str, np.ndarray], got: dict[str, np.ndarray], tool: 
 
 def run_tool(tool: str, root: Path, weights: Path, device: str, mask_dir: str, fp16: bool = False,
              decode: str = "host", batch: int | str | None = "default", measure_model: bool = True,
-             inject_oom: bool = False) -> Result:
-    """One run of ``tool`` as the command line runs it (no cuDNN autotuning, pinned memory, the tool's defaults),
-    timed, then (``measure_model``) its forward passes replayed on tensors in memory."""
+             inject_oom: bool = False, cuda_graphs: bool = True) -> Result:
+    """One run of ``tool`` as the command line runs it (no cuDNN autotuning, pinned memory, the tool's defaults,
+    CUDA graphs unless ``cuda_graphs`` is false), timed, then (``measure_model``) its forward passes replayed on
+    tensors in memory (eagerly)."""
     import matting_workloads as work
     import torch
 
@@ -115,7 +125,7 @@ def run_tool(tool: str, root: Path, weights: Path, device: str, mask_dir: str, f
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
         start = time.perf_counter()
-        report = tool_fn(layout, model, dev, batch, mask_dir, 4, decode, dtype)
+        report = tool_fn(layout, model, dev, batch, mask_dir, 4, decode, dtype, cuda_graphs)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             result.cuda_peak = torch.cuda.max_memory_allocated(dev)
@@ -130,7 +140,7 @@ def run_tool(tool: str, root: Path, weights: Path, device: str, mask_dir: str, f
     if measure_model:
         with inference_session(model, dev):
             calls = work.record_passes(model, lambda: tool_fn(layout, model, dev, batch, f"{mask_dir}_rec", 4, decode,
-                                                              dtype))
+                                                              dtype, False))
             result.model_ips = layout.num_frames / work.replay(model, calls, dev)
     return result
 
@@ -161,7 +171,7 @@ def configs(device: str, tool: str, devices: int) -> list[tuple[str, dict]]:
     """The runs of ``tool`` on the device under test: name and keyword arguments of :func:`run_tool`."""
     out = [("fp32", {})]
     if device.startswith("cuda"):
-        out.append(("fp16", {"fp16": True}))
+        out += [("fp32 no cuda graphs", {"cuda_graphs": False}), ("fp16", {"fp16": True})]
         if tool != "schp":
             out += [("fp32 decode gpu", {"decode": "device"}), ("fp16 decode gpu", {"fp16": True, "decode": "device"})]
         if devices >= 2:
@@ -240,6 +250,11 @@ def check(sizes: list[str], device: str, cameras: int, frames: dict[str, int], t
                 result.size, result.config = size_name, name
                 if result.ok:
                     result.ok, result.check = compare(reference, read_masks(root / mask_dir), tool, name[:4])
+                results.append(result)
+                echo(format_result(result))
+            if (root / "out_fp32_no_cuda_graphs").is_dir():  # graphs must not change a byte
+                result = Result(tool, size_name, "graphs vs no graphs")
+                result.ok, result.check = same_bytes(root / "out_fp32", root / "out_fp32_no_cuda_graphs")
                 results.append(result)
                 echo(format_result(result))
             fp32_batch = next(r.batch for r in results if r.tool == tool and r.size == size_name)

@@ -28,16 +28,22 @@ if [ -n "${QUICK:-}" ]; then
     step startup 120 python bench/startup.py --device "$device" --repeat 1 --tools rvm
     step steady 300 python bench/steady_state.py --device "$device" --size 48 64 --cameras 2 --frames 4 --unique 2 \
         --model_frames 2 --tools rvm
+    step graphs_100 300 python bench/steady_state.py --device "$device" --size 48 64 --cameras 1 --frames 6 \
+        --unique 2 --commands_only --eager_command --tools rvm
     step shards 300 python bench/shard_equality.py --device "$device" --size 48 64 --cameras 2 --frames 2 --tools rvm
+    step tunings 300 python bench/graph_tunings.py --device "$device" --size 48 64 --frames 2 --passes 1 --tools rvm
     exit $failed
 fi
-step startup 50 python bench/startup.py --device "$device" --repeat 3                  # time to the first mask
-step steady_1080p 150 python bench/steady_state.py --device "$device"                  # 8 cameras x 400 frames
-step steady_4k 60 python bench/steady_state.py --device "$device" --size 2160 3840 --cameras 4 --frames 24 \
+step startup 40 python bench/startup.py --device "$device" --repeat 3                  # time to the first mask
+step steady_1080p 140 python bench/steady_state.py --device "$device"                  # 8 cameras x 400 frames
+step steady_4k 45 python bench/steady_state.py --device "$device" --size 2160 3840 --cameras 4 --frames 24 \
     --unique 24 --model_frames 8 --tools rvm bgmv2
-step shards 50 python bench/shard_equality.py --device "$device"                       # same bytes, one run vs shards
-step cuda_check 110 python bench/cuda_check.py --device "$device" --sizes 1080p --frames 6  # vs the CPU, back-off
-step mask_check 40 python bench/check.py --frames 24 --no-rvm                           # the check on CPU and CUDA
+step graphs_100 50 python bench/steady_state.py --device "$device" --cameras 1 --frames 100 --commands_only \
+    --eager_command                                                                     # do CUDA graphs pay?
+step tunings 45 python bench/graph_tunings.py --device "$device"   # graphs, channels-last, TF32, fp16, bf16
+step shards 40 python bench/shard_equality.py --device "$device"                       # same bytes, one run vs shards
+step cuda_check 90 python bench/cuda_check.py --device "$device" --sizes 1080p --frames 6  # vs the CPU, back-off
+step mask_check 30 python bench/check.py --frames 24 --no-rvm                           # the check on CPU and CUDA
 echo
 [ $failed -eq 0 ] && echo "device check: every step passed" || echo "device check: a step FAILED (see above)"
 exit $failed

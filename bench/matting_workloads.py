@@ -10,8 +10,9 @@ process's CPU use and that of other processes. All use the same model object and
   only with ``fp16`` on CUDA, cuDNN autotuning on CUDA; JPEG masks (SCHP: detector ``none``, one person
   per frame, PNG masks and palette PNG label maps).
 - model-only: exactly the tool's forward passes (recorded by a forward pre-hook during a run of
-  the tool, inputs and recurrent states copied), run again on those tensors already in memory;
-  only the forward passes are timed, nothing is read or written.
+  the tool without CUDA graphs, inputs and recurrent states copied), run again on those tensors already in
+  memory, eagerly and (``tool`` mode) as the tool replays them from CUDA graphs (``graphed_pass``; emulated
+  on the CPU), with the two paths' agreement; only the forward passes are timed, nothing is read or written.
 - peer: what a user would run instead, reimplemented from its documented behaviour (see ``PEERS``):
   EasyVolcap's RVM script (all cameras of one frame per pass, thread-pool reads and writes),
   RVM's ``convert_video`` (one camera at a time, ``seq_chunk`` 12, PNG alpha sequence), EasyVolcap's
@@ -89,7 +90,8 @@ def _copy(value: object) -> object:
 
 
 def record_passes(model: torch.nn.Module, run_tool: Callable[[], None]) -> list[tuple]:
-    """Every forward pass the tool makes: ``(args, kwargs, settings)``, inputs copied."""
+    """Every forward pass the tool makes: ``(args, kwargs, settings)``, inputs copied. Run the tool without CUDA
+    graphs (``cuda_graphs=False``): a replayed graph does not call the model's ``forward``."""
     calls: list[tuple] = []
 
     def hook(module, args, kwargs):
@@ -126,6 +128,72 @@ def replay(model: torch.nn.Module, calls: list[tuple], device: torch.device, tun
     return seconds
 
 
+def graphed_pass(tool: str, model: torch.nn.Module, device: torch.device) -> Callable[..., list[torch.Tensor]]:
+    """The recorded passes' model call as the tool makes it with CUDA graphs (``easyvolcap.graphs``): RVM's whole
+    clip (a camera's first clip from zero states once their shapes are known), BGMv2's coarse network (its
+    refiner eagerly), SCHP's parser. On the CPU the graphs are emulated: the logic runs, the timing means nothing.
+    Returns ``call(*args, **kwargs)`` giving the outputs the tools use: RVM ``[fgr, pha]``, BGMv2 ``[pha, fgr]``,
+    SCHP ``[fusion logits]``."""
+    from easyvolcap.graphs import EmulatedGraphs, GraphedForward, graph_backend
+
+    backend = graph_backend(device) or EmulatedGraphs()
+    if tool == "rvm":
+        graphed = GraphedForward(lambda *a, **k: model(*a, **k), backend, warm_args=1)
+        zeros: dict[tuple, list[torch.Tensor]] = {}
+
+        def rvm_call(src, *state, downsample_ratio):
+            start = (*src.shape[-2:], downsample_ratio)
+            if state[0] is None and start in zeros:
+                state = zeros[start]
+            fgr, pha, *state = graphed(src, *state, downsample_ratio=downsample_ratio)
+            zeros.setdefault(start, [torch.zeros_like(r) for r in state])
+            return [fgr, pha]
+
+        return rvm_call
+    if tool == "bgmv2":
+        coarse = GraphedForward(model.coarse, backend)
+
+        def bgmv2_call(src, bgr, *, backbone_scale, **refine):
+            return list(model.refine(src, bgr, coarse(src, bgr, scale=backbone_scale), **refine)[:2])
+
+        return bgmv2_call
+    parser = GraphedForward(lambda x: [model(x)[0][-1]], backend)
+    return lambda x: parser(x)
+
+
+def graphed_replay(tool: str, model: torch.nn.Module, calls: list[tuple], device: torch.device) -> float:
+    """Seconds spent running ``calls`` again through :func:`graphed_pass` (warm-up and capture included: the
+    cost a run pays); nothing is read or written."""
+    call = graphed_pass(tool, model, device)
+    seconds = 0.0
+    with torch.inference_mode():
+        for args, kwargs, settings in calls:
+            _restore(model, settings)
+            _sync(device)
+            start = time.perf_counter()
+            call(*args, **kwargs)
+            _sync(device)
+            seconds += time.perf_counter() - start
+    return seconds
+
+
+def graph_agreement(tool: str, model: torch.nn.Module, calls: list[tuple], device: torch.device) -> dict:
+    """How the graphed passes' outputs compare with the eager passes', call by call: the passes compared, those
+    equal bit for bit, and the largest absolute difference."""
+    call = graphed_pass(tool, model, device)
+    equal, largest = 0, 0.0
+    with torch.inference_mode():
+        for args, kwargs, settings in calls:
+            _restore(model, settings)
+            eager = model(*args, **kwargs)
+            eager = {"rvm": lambda o: o[:2], "bgmv2": lambda o: o[:2], "schp": lambda o: [o[0][-1]]}[tool](eager)
+            graphed = call(*args, **kwargs)
+            diffs = [(g.float() - e.float()).abs().max().item() for g, e in zip(graphed, eager, strict=True)]
+            equal += all(torch.equal(g, e) for g, e in zip(graphed, eager, strict=True))
+            largest = max([largest, *diffs])
+    return {"passes": len(calls), "equal": equal, "max_abs_diff": largest}
+
+
 def _relayout(value: object, layout: torch.memory_format) -> object:
     if not isinstance(value, torch.Tensor) or value.dim() not in (4, 5):
         return value
@@ -139,23 +207,25 @@ def _relayout(value: object, layout: torch.memory_format) -> object:
 
 
 def rvm_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-             decode: str = "host", dtype: torch.dtype = torch.float32):
+             decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     from easyvolcap.runners.rvm import RvmOptions, run_rvm
 
-    options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
+    options = RvmOptions(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode,
+                         cuda_graphs=cuda_graphs)
     return run_rvm(layout, model, device, dtype, options, progress=False)
 
 
 def bgmv2_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-               decode: str = "host", dtype: torch.dtype = torch.float32):
+               decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     from easyvolcap.runners.bgmv2 import Bgmv2Options, run_bgmv2
 
-    options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode)
+    options = Bgmv2Options(mask_dir=mask_dir, batch_size=batch, overwrite=True, workers=workers, decode=decode,
+                           cuda_graphs=cuda_graphs)
     return run_bgmv2(layout, model, device, dtype, options, progress=False)
 
 
 def schp_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir: str, workers: int,
-              decode: str = "host", dtype: torch.dtype = torch.float32):
+              decode: str = "host", dtype: torch.dtype = torch.float32, cuda_graphs: bool = True):
     """``--detector none --dataset lip``: crops and restores on the CPU, frames always decoded there (``decode``
     is ignored); ``batch`` crops per parser pass, frames per detector pass the tool's default."""
     from easyvolcap.detectors import WholeFrameDetector
@@ -163,7 +233,7 @@ def schp_tool(layout: DatasetLayout, model, device, batch: int | None, mask_dir:
     from easyvolcap.runners.schp import SchpOptions, run_schp
 
     options = SchpOptions(mask_dir=mask_dir, schp_dir=f"{mask_dir}_schp", batch_size=batch, overwrite=True,
-                          workers=workers)
+                          workers=workers, cuda_graphs=cuda_graphs)
     return run_schp(layout, WholeFrameDetector(), model, label_set("lip"), device, dtype, options, progress=False)
 
 
@@ -424,8 +494,8 @@ def measure(spec: dict) -> dict[str, dict]:
                 run_tool()
             tool = [timer.result(layout) | {"batch_text": _batch_text(report)}]
             first = {key: tool[0][key] for key in ("peak_rss", "cuda_peak", "batch_text")}  # later runs: the recording
-            calls = record_passes(model, run_tool)
-            runs = {"tool": tool, "model": []}
+            calls = record_passes(model, partial(run_tool, cuda_graphs=False))
+            runs = {"tool": tool, "model": [], "model_graphs": []}
             for round_ in range(max(1, spec.get("rounds", 2))):
                 if round_:
                     with _Timer(device) as timer:
@@ -434,11 +504,15 @@ def measure(spec: dict) -> dict[str, dict]:
                 with _Timer(device) as timer:
                     timer.seconds = replay(model, calls, device)
                 runs["model"].append(timer.result(layout))
+                with _Timer(device) as timer:
+                    timer.seconds = graphed_replay(spec["tool"], model, calls, device)
+                runs["model_graphs"].append(timer.result(layout))
             results = {kind: min(found, key=lambda r: r["seconds"]) for kind, found in runs.items()}
+            results["agreement"] = graph_agreement(spec["tool"], model, calls, device)
     else:  # model-only with other tunings than the tool's
         tuning = spec.get("tuning", "tool")
         with inference_session(model, device):
-            calls = record_passes(model, run_tool)
+            calls = record_passes(model, partial(run_tool, cuda_graphs=False))
         if tuning == "tool":
             with inference_session(model, device):
                 replay(model, calls[:2], device)  # grows the heap again

@@ -35,14 +35,15 @@ def make_dataset(root: Path, size: tuple[int, int], cameras: int, frames: int, u
     return root
 
 
-def synthesize(folder: Path) -> dict[str, Path]:
-    """Each tool's default checkpoint, synthesized from the official key layout (the same every run)."""
+def synthesize(folder: Path, tools: tuple[str, ...] | list[str] = TOOLS) -> dict[str, Path]:
+    """Each of ``tools``' default checkpoint, synthesized from the official key layout (the same every run)."""
     import torch
 
     from easyvolcap.synthetic.weights import load_spec, synth_state_dict
 
     paths = {}
-    for tool, (keys, name) in CHECKPOINTS.items():
+    for tool in tools:
+        keys, name = CHECKPOINTS[tool]
         state = synth_state_dict(load_spec(PARITY / f"{keys}.keys.json"))
         paths[tool] = folder / name
         torch.save({"state_dict": state} if tool == "schp" else state, paths[tool])

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import torch
 
-__all__ = ["CudaGraphs", "EmulatedGraphs", "GraphBackend", "GraphedForward", "GraphStats", "graph_backend"]
+__all__ = ["CudaGraphs", "EmulatedGraphs", "GraphBackend", "GraphStats", "GraphedForward", "graph_backend"]
 
 Outputs = Sequence[torch.Tensor]
 

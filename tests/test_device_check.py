@@ -19,7 +19,14 @@ def test_device_check_steps_run_on_the_cpu(tmp_path):
                          timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "| rvm |" in out.stdout and "byte-identical" in out.stdout and "| rvm (auto" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["shards.txt", "startup.txt", "steady.txt"]
+    steady = next(line for line in out.stdout.splitlines() if line.startswith("| rvm (auto"))
+    assert "| (emulated) |" in steady and " of " in steady and "(max diff 0)" in steady  # graphed = eager
+    graphs = (tmp_path / "out" / "graphs_100.txt").read_text()
+    assert "command --no_cuda_graphs img/s" in graphs and graphs.strip().splitlines()[-1].startswith("| rvm |")
+    tunings = (tmp_path / "out" / "tunings.txt").read_text()
+    assert "| rvm | graphs fp32 | - | - | 0 |" in tunings  # graphed = eager, bit for bit
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["graphs_100.txt", "shards.txt", "startup.txt",
+                                                                    "steady.txt", "tunings.txt"]
 
 
 def test_shard_equality_finds_a_differing_file(tmp_path, monkeypatch):

@@ -40,7 +40,8 @@ def test_first_call_warms_up_the_second_captures_the_rest_replay():
         x = torch.full((2, 3), float(i))
         got = graphed(x)
         assert all(torch.equal(g, w) for g, w in zip(got, affine(x), strict=True)), i
-    assert (graphed.stats.eager, graphed.stats.captured, graphed.stats.replayed) == (2, 1, 3)  # the warm-up and the check of the capture
+    # eager: the warm-up and the check of the capture
+    assert (graphed.stats.eager, graphed.stats.captured, graphed.stats.replayed) == (2, 1, 3)
     assert (backend.captures, backend.replays) == (1, 1 + 3)  # the capture's replay is checked, then 3 more
 
 

@@ -116,7 +116,8 @@ def run_rvm(layout: DatasetLayout, model: nn.Module, device: torch.device, dtype
         hint="a smaller --downsample_ratio or --variant mobilenetv3", model=f"rvm {variant}")
     clips = [clip for camera in todo for clip in plan_clips(camera, report.batch_sizes[camera.name])]
     batch_size = max(report.batch_sizes.values(), default=1)
-    run_matting("evc-rvm", layout, model, _RvmPass(model, options, sizes, device), device, dtype, options, report, clips, sizes,
+    matte = _RvmPass(model, options, sizes, device)
+    run_matting("evc-rvm", layout, model, matte, device, dtype, options, report, clips, sizes,
                 ahead=batch_size + 2 * options.workers, write_ahead=2 * batch_size, progress=progress)
     report.seconds = time.perf_counter() - start
     return report
