@@ -97,9 +97,10 @@ class _Bgmv2Pass:
     """BGMv2 as the matting loop runs it: each frame against its camera's background, with the refine settings
     of its image size.
 
-    On CUDA the coarse pass replays CUDA graphs (:mod:`easyvolcap.graphs`), one per batch shape and scale; the
-    refiner, which selects its blocks by value, runs eagerly on the graph's outputs within the same pass (they
-    are the graph's buffers, overwritten by its next replay: nothing keeps them)."""
+    On CUDA the model's :meth:`coarse` replays CUDA graphs (:mod:`easyvolcap.graphs`), one per batch shape and
+    scale; its :meth:`refine`, which selects blocks by value, runs eagerly on the graph's outputs within the same
+    pass (they are the graph's buffers, overwritten by its next replay: nothing keeps them). Without graphs (the
+    CPU, ``--no_cuda_graphs``) the pass is one call of the model, the same computation."""
 
     def __init__(self, model: nn.Module, options: Bgmv2Options, backgrounds: dict[str, np.ndarray],
                  device: torch.device, dtype: torch.dtype, report: Bgmv2Report) -> None:
@@ -127,9 +128,13 @@ class _Bgmv2Pass:
         scale, pixels = self.report.settings.setdefault(size, refine_settings(
             size, self.options.backbone_scale, self.options.refine_sample_pixels))
         src, bgr = _pad(src), self._background_batch(items)
-        coarse = self.coarse(src, bgr, scale=scale)  # a graph's buffers where it replays: consumed here
-        pha, fgr = self.model.refine(src, bgr, coarse, refine_mode=self.options.refine_mode, sample_pixels=pixels,
-                                     threshold=self.options.refine_threshold)[:2]  # new tensors, not the graph's
+        refine = {"refine_mode": self.options.refine_mode, "sample_pixels": pixels,
+                  "threshold": self.options.refine_threshold}
+        if self.coarse.backend is None:  # the whole pass, as one call of the model
+            pha, fgr = self.model(src, bgr, backbone_scale=scale, **refine)[:2]
+        else:
+            coarse = self.coarse(src, bgr, scale=scale)  # a graph's buffers where it replays: consumed here
+            pha, fgr = self.model.refine(src, bgr, coarse, **refine)[:2]  # new tensors, not the graph's
         height, width = size
         return pha[:, 0, :height, :width], fgr[..., :height, :width] if self.options.fgr_dir else None
 
