@@ -17,8 +17,11 @@ shapes, dtypes and layouts of its tensor arguments, which of them are ``None``, 
 - later calls copy their inputs into the static buffers and replay.
 
 The outputs of a replay are the graph's static buffers: they hold until the next call of the same key,
-so the caller consumes (or copies) them before that. At most ``max_graphs`` keys hold a graph; the least
-recently used one is dropped (with its memory) beyond that.
+so the caller consumes (or copies) them before that. Each graph keeps the memory of one pass. At most
+``max_graphs`` keys hold a graph; beyond that the least recently used one is dropped, with its memory, and
+must be seen twice again to be captured again. After ``4 * max_graphs`` captures no new key is captured (a
+run whose shapes keep changing would otherwise pay a capture for every few passes). A pass that runs out of
+memory drops every graph first, so that the caller's out-of-memory back-off finds their memory free.
 
 The capture mechanism is a :class:`GraphBackend`: :class:`CudaGraphs` on CUDA (the only lines that need a
 GPU), :class:`EmulatedGraphs` on the CPU for tests. The emulation keeps the contract that can go wrong:
@@ -134,6 +137,7 @@ class GraphedForward:
         self.graphs: OrderedDict[tuple, _Graph] = OrderedDict()  # least recently used first
         self.warm: set[tuple] = set()  # warm-up keys that ran eagerly once
         self.refused: set[tuple] = set()  # keys that run eagerly for good
+        self.max_captures = 4 * max_graphs
         self.stats = GraphStats()
 
     def __call__(self, *args: torch.Tensor | None, **settings: object) -> list[torch.Tensor]:
@@ -146,15 +150,29 @@ class GraphedForward:
             self.graphs.move_to_end(key)
             self.stats.replayed += 1
             return graph.run(args)
-        warm_key = (key[0][:self.warm_args], key[1])
-        if key in self.refused or warm_key not in self.warm or any(a is None for a in args):
+        warm_key = self._warm_key(key)
+        if (key in self.refused or warm_key not in self.warm or any(a is None for a in args)
+                or self.stats.captured >= self.max_captures):
             self.warm.add(warm_key)
             return self._eager(args, settings)
         return self._capture(key, args, settings)
 
+    def _warm_key(self, key: tuple) -> tuple:
+        return key[0][:self.warm_args], key[1]
+
     def _eager(self, args: Sequence[torch.Tensor | None], settings: dict) -> list[torch.Tensor]:
         self.stats.eager += 1
-        return list(self.fn(*args, **settings))
+        try:
+            return list(self.fn(*args, **settings))
+        except torch.OutOfMemoryError:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Drop every graph and its memory (they are captured again when their keys come back twice)."""
+        for key in self.graphs:
+            self.warm.discard(self._warm_key(key))
+        self.graphs.clear()
 
     def _capture(self, key: tuple, args: Sequence[torch.Tensor | None], settings: dict) -> list[torch.Tensor]:
         """Capture ``key``'s pass, replay it on ``args`` and keep it if it matches an eager pass bit for bit."""
@@ -175,7 +193,8 @@ class GraphedForward:
         self.stats.captured += 1
         self.graphs[key] = graph
         while len(self.graphs) > self.max_graphs:
-            self.graphs.popitem(last=False)
+            dropped, _ = self.graphs.popitem(last=False)
+            self.warm.discard(self._warm_key(dropped))
         return expected  # equal to the replay's, and not overwritten by the next replay
 
     def _refuse(self, key: tuple, why: str, expected: list[torch.Tensor]) -> list[torch.Tensor]:

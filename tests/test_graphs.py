@@ -65,13 +65,44 @@ def test_shapes_dtypes_layouts_and_settings_each_have_their_own_graph():
     assert backend.captures == 2 * len(calls) and graphed.stats.replayed == 2 * len(calls)
 
 
-def test_least_recently_used_graph_is_dropped_beyond_max_graphs():
-    graphed = GraphedForward(affine, CountingGraphs(), max_graphs=2)
+def test_least_recently_used_graph_is_dropped_beyond_max_graphs_and_needs_two_calls_again():
+    backend = CountingGraphs()
+    graphed = GraphedForward(affine, backend, max_graphs=2)
     shapes = [(1, 3), (2, 3), (3, 3)]
     for shape in shapes:
         for _ in range(2):
             graphed(torch.zeros(shape))
     assert [key[0][0][0] for key in graphed.graphs] == shapes[1:]
+    graphed(torch.zeros(shapes[0]))
+    assert backend.captures == 3  # warm-up again, not a capture at once
+    graphed(torch.zeros(shapes[0]))
+    assert backend.captures == 4
+
+
+def test_captures_stop_after_four_per_graph_kept():
+    backend = CountingGraphs()
+    graphed = GraphedForward(affine, backend, max_graphs=1)
+    for n in range(1, 8):  # a shape that keeps changing: each would be captured on its second call
+        for _ in range(2):
+            graphed(torch.zeros(n, 3))
+    assert backend.captures == 4 and graphed.stats.captured == 4
+
+
+def test_running_out_of_memory_drops_every_graph_for_the_back_off():
+    def hungry(x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[0] > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return [x + 1]
+
+    graphed = GraphedForward(hungry, CountingGraphs())
+    for _ in range(3):
+        graphed(torch.zeros(2))
+    assert len(graphed.graphs) == 1
+    with pytest.raises(torch.OutOfMemoryError):
+        graphed(torch.zeros(8))
+    assert not graphed.graphs
+    graphed(torch.zeros(2))
+    assert not graphed.graphs and graphed.stats.captured == 1  # warmed up again first
 
 
 def test_none_arguments_run_eagerly_and_warm_up_by_the_leading_arguments():

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> Outcome:
     labels = parser.label_set  # what the checkpoint's dataset declares
     options = SchpOptions(mask_dir=args.mask_dir, schp_dir=args.schp_dir, logits_dir=args.logits_dir,
                           batch_size=args.batch_size, frames_per_batch=args.frames_per_batch,
-                          restore=args.restore, overwrite=args.overwrite, workers=args.workers)
+                          restore=args.restore, overwrite=args.overwrite, workers=args.workers,
+                          cuda_graphs=args.cuda_graphs)
     return Outcome(layout, run_schp(layout, detector, parser, labels, device, dtype, options))
 
 

@@ -2,7 +2,8 @@
 
 Frames are read ahead by threads, people detected in fixed batches of frames of one camera, crops parsed
 in batches (both batch sizes back off on out-of-memory), and each frame's crops restored and pasted in
-the writer threads; the crop and restore geometry is :mod:`easyvolcap.models.schp.restore`.
+the writer threads; the crop and restore geometry is :mod:`easyvolcap.models.schp.restore`. On CUDA the
+parser's passes replay CUDA graphs (:mod:`easyvolcap.graphs`), one per crop count.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from ..batching import plan_camera_batches
 from ..detectors import Detector, Person, suppress_covered
+from ..graphs import GraphedForward, graph_backend
 from ..image_io import atomic_write, encode_image, encode_label_png, encode_npy, is_written
 from ..inference import BatchLimit, inference_session, run_with_backoff, split_list
 from ..layout import Camera, DatasetLayout
@@ -58,6 +60,7 @@ class SchpOptions:
     restore: str = "logits"
     overwrite: bool = False
     workers: int = 4
+    cuda_graphs: bool = True  # on CUDA, passes replay CUDA graphs (easyvolcap.graphs); no effect elsewhere
 
 
 @dataclass
@@ -81,7 +84,11 @@ class SchpReport(RunReport):
 
 
 class _Parsing:
-    """The state of one run: detector, parser, writer and report."""
+    """The state of one run: detector, parser, writer and report.
+
+    The parser's pass (a normalised crop batch in, fusion logits and their upsampling out) goes through a
+    :class:`~easyvolcap.graphs.GraphedForward`: on CUDA it replays one graph per crop count (the exact count,
+    no padding: a padded batch would round differently from the CPU's and compute crops for nothing)."""
 
     def __init__(self, layout: DatasetLayout, detector: Detector, parser: nn.Module, labels: LabelSet,
                  device: torch.device, dtype: torch.dtype, options: SchpOptions, writer: BackgroundWriter,
@@ -95,6 +102,8 @@ class _Parsing:
         self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
         self.lock = threading.Lock()
+        self.graphed = GraphedForward(self._forward, graph_backend(device, options.cuda_graphs), max_graphs=4,
+                                      warn=self._warn)
 
     def run_batch(self, items: list[Item], images: list[np.ndarray], batch_size: int) -> None:
         """Detect, crop and parse the people of a batch of frames (``batch_size`` crops per parser pass);
@@ -130,6 +139,18 @@ class _Parsing:
     def _warn(message: str) -> None:
         tqdm.write(f"evc-schp: warning: {message}", file=sys.stderr)
 
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The fixed-shape pass that graphs replay: ``[fusion, logits]`` of a normalised batch ``x``, the fusion
+        logits (``[B, C, h, w]`` float32) and their upsampling to the input size (``[B, C, H, W]``). Nothing in
+        it waits for the device or depends on the values it computes (a CUDA graph could not hold it)."""
+        fusion = self.parser(x)[0][-1].float()
+        return [fusion, upsample_logits(fusion, self.label_set.input_size)]
+
+    def _host(self, t: torch.Tensor) -> np.ndarray:
+        """``t`` on the host in memory of its own where it may be a graph's static buffer, which the next
+        replay overwrites (``.cpu()`` of a tensor already there is the tensor itself)."""
+        return t.to("cpu", copy=self.graphed.backend is not None).numpy()
+
     def _parse(self, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Per letterboxed BGR crop: its fusion logits upsampled to the input size (``[C, H, W]`` float32)
         and the fusion logits themselves (``[h, w, C]``, from which the writer finds the classes that can
@@ -140,13 +161,11 @@ class _Parsing:
         batch = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2)
         x = batch.float().div(255).sub(self.mean).div(self.std).to(self.dtype, memory_format=self.memory_format)
         with torch.inference_mode():
-            fusion = self.parser(x)[0][-1]
-            check_fusion_size(tuple(fusion.shape[-2:]), tuple(x.shape[-2:]))
-            logits = upsample_logits(fusion.float(), self.label_set.input_size)
+            fusion, logits = self.graphed(x)
+        check_fusion_size(tuple(fusion.shape[-2:]), tuple(x.shape[-2:]))
         if self.options.restore != "logits" or self.options.logits_dir is not None:  # every class is warped
-            return [(crop_logits, None) for crop_logits in logits.cpu().numpy()]
-        fusion = fusion.float().permute(0, 2, 3, 1).cpu().numpy()
-        return list(zip(logits.cpu().numpy(), fusion, strict=True))
+            return [(crop_logits, None) for crop_logits in self._host(logits)]
+        return list(zip(self._host(logits), self._host(fusion.permute(0, 2, 3, 1)), strict=True))
 
     def _finish(self, camera: Camera, t: int, size: tuple[int, int], crops: list[Crop],
                 logits: list[tuple[np.ndarray, np.ndarray | None]]) -> None:
