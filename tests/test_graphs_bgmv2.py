@@ -80,3 +80,32 @@ def test_the_refiner_selecting_blocks_does_read_values_back(mode):
         coarse = model.coarse(src, bgr)
         with pytest.raises(NotImplementedError, match="nonzero"):
             model.refine(src, bgr, coarse, refine_mode=mode, sample_pixels=320)
+
+
+def test_a_refine_out_of_device_memory_drops_the_graphs(scene, bgmv2_checkpoints, monkeypatch, capsys):
+    """Camera 00's third batch of 2 replays the graph its second captured, then its refiner runs out of device
+    memory: the graph is dropped before the back-off retries the batch by halves, and the run completes."""
+    from easyvolcap import graphs
+    from easyvolcap.cli.bgmv2 import main
+    from easyvolcap.runners import bgmv2
+
+    monkeypatch.setattr(bgmv2, "graph_backend", lambda device, enabled: CountingGraphs() if enabled else None)
+    released, release, refine, calls = [], graphs.GraphedForward.release, MattingRefine.refine, []
+
+    def recorded_release(self):
+        released.append(len(self.graphs))  # graphs held when dropped
+        release(self)
+
+    def refine_once_out_of_memory(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB")
+        return refine(self, *args, **kwargs)
+
+    monkeypatch.setattr(graphs.GraphedForward, "release", recorded_release)
+    monkeypatch.setattr(MattingRefine, "refine", refine_once_out_of_memory)
+    assert main(["--data_root", str(scene), "--chkpt_path", str(bgmv2_checkpoints["pytorch_mobilenetv2"]),
+                 "--device", "cpu", "--workers", "2", "--batch_size", "2", "--only", "00", "--no_preview"]) == 0
+    assert released == [1]
+    assert "out of device memory: lowering the batch to 1" in capsys.readouterr().err
+    assert len(list((scene / "bgmtv2" / "00").iterdir())) == 7

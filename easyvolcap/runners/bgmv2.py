@@ -26,7 +26,7 @@ from ..batching import plan_camera_batches
 from ..errors import EvcError
 from ..graphs import GraphedForward, graph_backend
 from ..image_io import read_rgb
-from ..inference import input_memory_format, to_device_batch
+from ..inference import exhausted_memory, input_memory_format, to_device_batch
 from ..layout import DatasetLayout
 from ..models.bgmv2.checkpoints import DEFAULT_BACKBONE_SCALE, PASS_COSTS, refine_settings
 from .common import Item, clear_stale_outputs, plan_batches
@@ -99,8 +99,9 @@ class _Bgmv2Pass:
 
     On CUDA the model's :meth:`coarse` replays CUDA graphs (:mod:`easyvolcap.graphs`), one per batch shape and
     scale; its :meth:`refine`, which selects blocks by value, runs eagerly on the graph's outputs within the same
-    pass (they are the graph's buffers, overwritten by its next replay: nothing keeps them). Without graphs (the
-    CPU, ``--no_cuda_graphs``) the pass is one call of the model, the same computation."""
+    pass (they are the graph's buffers, overwritten by its next replay: nothing keeps them); a refine that runs out
+    of device memory drops the graphs, as a coarse pass that does. Without graphs (the CPU, ``--no_cuda_graphs``)
+    the pass is one call of the model, the same computation."""
 
     def __init__(self, model: nn.Module, options: Bgmv2Options, backgrounds: dict[str, np.ndarray],
                  device: torch.device, dtype: torch.dtype, report: Bgmv2Report) -> None:
@@ -134,7 +135,12 @@ class _Bgmv2Pass:
             pha, fgr = self.model(src, bgr, backbone_scale=scale, **refine)[:2]
         else:
             coarse = self.coarse(src, bgr, scale=scale)  # a graph's buffers where it replays: consumed here
-            pha, fgr = self.model.refine(src, bgr, coarse, **refine)[:2]  # new tensors, not the graph's
+            try:
+                pha, fgr = self.model.refine(src, bgr, coarse, **refine)[:2]  # new tensors, not the graph's
+            except RuntimeError as error:
+                if exhausted_memory(error) == "device":
+                    self.coarse.release()  # the back-off's smaller batch finds the graphs' memory free
+                raise
         height, width = size
         return pha[:, 0, :height, :width], fgr[..., :height, :width] if self.options.fgr_dir else None
 
