@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> Outcome:
                            backbone_scale=args.backbone_scale, refine_mode=args.refine_mode,
                            refine_sample_pixels=args.refine_sample_pixels, refine_threshold=args.refine_threshold,
                            resize_bkgd=args.resize_bkgd, quality=args.quality, overwrite=args.overwrite,
-                           workers=args.workers, decode=decode_mode(args, device))
+                           workers=args.workers, decode=decode_mode(args, device),
+                           cuda_graphs=args.cuda_graphs)
     return Outcome(layout, run_bgmv2(layout, model, device, dtype, options))
 
 

@@ -8,7 +8,9 @@ sharded over machines or split over devices.
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,11 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from ..batching import plan_camera_batches
 from ..errors import EvcError
+from ..graphs import GraphedForward, graph_backend
 from ..image_io import read_rgb
-from ..inference import input_memory_format, to_device_batch
+from ..inference import exhausted_memory, input_memory_format, to_device_batch
 from ..layout import DatasetLayout
 from ..models.bgmv2.checkpoints import DEFAULT_BACKBONE_SCALE, PASS_COSTS, refine_settings
 from .common import Item, clear_stale_outputs, plan_batches
@@ -91,30 +95,52 @@ def _pad(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
 
 class _Bgmv2Pass:
     """BGMv2 as the matting loop runs it: each frame against its camera's background, with the refine settings
-    of its image size."""
+    of its image size.
+
+    On CUDA the model's :meth:`coarse` replays CUDA graphs (:mod:`easyvolcap.graphs`), one per batch shape and
+    scale; its :meth:`refine`, which selects blocks by value, runs eagerly on the graph's outputs within the same
+    pass (they are the graph's buffers, overwritten by its next replay: nothing keeps them); a refine that runs out
+    of device memory drops the graphs, as a coarse pass that does. Without graphs (the CPU, ``--no_cuda_graphs``)
+    the pass is one call of the model, the same computation."""
 
     def __init__(self, model: nn.Module, options: Bgmv2Options, backgrounds: dict[str, np.ndarray],
                  device: torch.device, dtype: torch.dtype, report: Bgmv2Report) -> None:
         self.model, self.options, self.backgrounds, self.report = model, options, backgrounds, report
         self.device, self.dtype = device, dtype
         self.bgr: tuple[tuple[str, ...], torch.Tensor | None] = ((), None)  # the last batch's backgrounds, by camera
+        self.coarse = GraphedForward(self._coarse, graph_backend(device, options.cuda_graphs),
+                                     warn=lambda message: tqdm.write(f"evc-bgmv2: warning: {message}", file=sys.stderr))
+
+    def _coarse(self, src: torch.Tensor, bgr: torch.Tensor, *, scale: float) -> Sequence[torch.Tensor]:
+        """``model.coarse``'s outputs (:class:`~easyvolcap.models.bgmv2.model.CoarseOutputs`)."""
+        return self.model.coarse(src, bgr, backbone_scale=scale)
 
     def _background_batch(self, items: list[Item]) -> torch.Tensor:
-        """The backgrounds of ``items``, as a batch on the device; reused while the cameras do not change."""
+        """The backgrounds of ``items``, as a padded batch on the device; reused while the cameras do not change."""
         cameras = tuple(camera.name for camera, _ in items)
         if self.bgr[0] != cameras:
             self.bgr = ((), None)  # free the previous batch first
-            self.bgr = cameras, to_device_batch([self.backgrounds[name] for name in cameras], self.device, self.dtype,
-                                                input_memory_format(self.device))
+            self.bgr = cameras, _pad(to_device_batch([self.backgrounds[name] for name in cameras], self.device,
+                                                     self.dtype, input_memory_format(self.device)))
         return self.bgr[1]
 
     def forward(self, items: list[Item], src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         size = tuple(src.shape[-2:])
         scale, pixels = self.report.settings.setdefault(size, refine_settings(
             size, self.options.backbone_scale, self.options.refine_sample_pixels))
-        pha, fgr = self.model(_pad(src), _pad(self._background_batch(items)), backbone_scale=scale,
-                              refine_mode=self.options.refine_mode, sample_pixels=pixels,
-                              threshold=self.options.refine_threshold)[:2]
+        src, bgr = _pad(src), self._background_batch(items)
+        refine = {"refine_mode": self.options.refine_mode, "sample_pixels": pixels,
+                  "threshold": self.options.refine_threshold}
+        if self.coarse.backend is None:  # the whole pass, as one call of the model
+            pha, fgr = self.model(src, bgr, backbone_scale=scale, **refine)[:2]
+        else:
+            coarse = self.coarse(src, bgr, scale=scale)  # a graph's buffers where it replays: consumed here
+            try:
+                pha, fgr = self.model.refine(src, bgr, coarse, **refine)[:2]  # new tensors, not the graph's
+            except RuntimeError as error:
+                if exhausted_memory(error) == "device":
+                    self.coarse.release()  # the back-off's smaller batch finds the graphs' memory free
+                raise
         height, width = size
         return pha[:, 0, :height, :width], fgr[..., :height, :width] if self.options.fgr_dir else None
 

@@ -6,7 +6,7 @@ the networks (:mod:`.model`) are imported on first use of their names here.
 
 from importlib import import_module
 
-__all__ = ["BACKBONES", "REFINE_MODES", "MattingBase", "MattingRefine", "base_state_dict"]
+__all__ = ["BACKBONES", "REFINE_MODES", "CoarseOutputs", "MattingBase", "MattingRefine", "base_state_dict"]
 
 
 def __getattr__(name: str):

@@ -9,7 +9,8 @@ and ``pytorch_resnet101.pth`` (plain state dicts) load into :class:`MattingRefin
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from .decoder import ASPP, Decoder
 from .encoders import MobileNetV2Encoder, ResNetEncoder
 from .refiner import Refiner
 
-__all__ = ["BACKBONES", "REFINE_MODES", "MattingBase", "MattingRefine", "base_state_dict"]
+__all__ = ["BACKBONES", "REFINE_MODES", "CoarseOutputs", "MattingBase", "MattingRefine", "base_state_dict"]
 
 _OUT_CHANNELS = 1 + 3 + 1 + 32  # alpha, fgr residual, error, hidden
 _MULTIPLE = 4  # the refiner works on 4x4 blocks
@@ -75,12 +76,23 @@ class MattingBase(nn.Module):
         return pha.clamp(0.0, 1.0), fgr_residual, err.clamp(0.0, 1.0), hid.relu()
 
 
+class CoarseOutputs(NamedTuple):
+    """What :meth:`MattingRefine.coarse` computes at the backbone's scale, for the refiner and the outputs."""
+
+    pha_sm: Tensor  # [B, 1, h, w] alpha, clamped to [0, 1]
+    fgr_residual_sm: Tensor  # [B, 3, h, w] foreground residual, unclamped
+    err_sm: Tensor  # [B, 1, h, w] predicted error, clamped to [0, 1]
+    hid_sm: Tensor  # [B, 32, h, w] hidden features, after ReLU
+    fgr_sm: Tensor  # [B, 3, h, w] foreground (downsampled image + residual), clamped to [0, 1]
+
+
 class MattingRefine(MattingBase):
     """The base network at ``backbone_scale``, then the refiner at full resolution.
 
     ``backbone_scale`` and the refiner settings (``refiner.mode``, ``refiner.sample_pixels``,
     ``refiner.threshold``, ``refiner.prevent_oversampling``) are plain attributes and may be changed
-    after loading weights.
+    after loading weights. The pass is :meth:`coarse` (fixed shapes, capturable as a CUDA graph) then
+    :meth:`refine` (whose block selection depends on values).
 
     Args:
         backbone: one of :data:`BACKBONES`.
@@ -97,6 +109,7 @@ class MattingRefine(MattingBase):
         >>> model = MattingRefine("mobilenetv2", backbone_scale=0.25, refine_mode="sampling").eval()
         >>> model.load_state_dict(torch.load("pytorch_mobilenetv2.pth", weights_only=True))
         >>> pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm = model(src, bgr)
+        >>> same = model.refine(src, bgr, model.coarse(src, bgr))  # the same pass in its two parts
     """
 
     def __init__(
@@ -123,7 +136,8 @@ class MattingRefine(MattingBase):
     def forward(self, src: Tensor, bgr: Tensor, *, backbone_scale: float | None = None, refine_mode: str | None = None,
                 sample_pixels: int | None = None, threshold: float | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Matte ``src`` against its background ``bgr``, with this pass's settings (``None``: the attributes).
+        """Matte ``src`` against its background ``bgr``, with this pass's settings (``None``: the attributes):
+        :meth:`refine` of :meth:`coarse`.
 
         Args:
             src: ``[B, 3, H, W]`` the source image, RGB, float in [0, 1]; ``H`` and ``W`` divisible by 4.
@@ -135,17 +149,50 @@ class MattingRefine(MattingBase):
             ``[B, 3, h, w]`` and error ``[B, 1, h, w]`` in [0, 1] at ``h, w = floor(H * backbone_scale),
             floor(W * backbone_scale)``; and the 0/1 map of refined 4x4 blocks ``[B, 1, H/4, W/4]``.
         """
+        return self.refine(src, bgr, self.coarse(src, bgr, backbone_scale=backbone_scale), refine_mode=refine_mode,
+                           sample_pixels=sample_pixels, threshold=threshold)
+
+    def coarse(self, src: Tensor, bgr: Tensor, backbone_scale: float | None = None) -> CoarseOutputs:
+        """The base network on both images downsampled by ``backbone_scale`` (``None``: the attribute).
+
+        Every operation's shapes follow from the inputs' and the scale, and none reads a value back from
+        the device: a pass that CUDA graphs can capture (:mod:`easyvolcap.graphs`).
+
+        Args:
+            src, bgr: as in :meth:`forward`.
+
+        Returns:
+            :class:`CoarseOutputs` at ``h, w = floor(H * backbone_scale), floor(W * backbone_scale)``.
+        """
         _check_images(src, bgr, multiple=_MULTIPLE)
         scale = self.backbone_scale if backbone_scale is None else backbone_scale
         _check_scale(scale)
         src_sm = _downsample(src, scale)
-        bgr_sm = _downsample(bgr, scale)
-        pha_sm, fgr_residual_sm, err_sm, hid_sm = self._coarse(src_sm, bgr_sm)
+        pha_sm, fgr_residual_sm, err_sm, hid_sm = self._coarse(src_sm, _downsample(bgr, scale))
+        fgr_sm = (src_sm + fgr_residual_sm).clamp(0.0, 1.0)
+        return CoarseOutputs(pha_sm, fgr_residual_sm, err_sm, hid_sm, fgr_sm)
+
+    def refine(self, src: Tensor, bgr: Tensor, coarse: Sequence[Tensor], *, refine_mode: str | None = None,
+               sample_pixels: int | None = None, threshold: float | None = None
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """The refiner at full resolution on the outputs of :meth:`coarse` (settings ``None``: the attributes).
+        Its ``sampling`` and ``thresholding`` modes select blocks by value (``nonzero``, which waits for the
+        device).
+
+        Args:
+            src, bgr: as in :meth:`forward`.
+            coarse: what :meth:`coarse` returned for them (any sequence of its five tensors, in its order).
+
+        Returns:
+            as :meth:`forward`; ``pha_sm``, ``fgr_sm`` and ``err_sm`` are tensors of ``coarse`` (not copies), the
+            others new.
+        """
+        _check_images(src, bgr, multiple=_MULTIPLE)
+        pha_sm, fgr_residual_sm, err_sm, hid_sm, fgr_sm = coarse
         pha, fgr_residual, ref_sm = self.refiner(src, bgr, pha_sm, fgr_residual_sm, err_sm, hid_sm, mode=refine_mode,
                                                  sample_pixels=sample_pixels, threshold=threshold)
         pha = pha.clamp(0.0, 1.0)
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
-        fgr_sm = (src_sm + fgr_residual_sm).clamp(0.0, 1.0)
         return pha, fgr, pha_sm, fgr_sm, err_sm, ref_sm
 
 
