@@ -151,7 +151,7 @@ def graphed_pass(tool: str, model: torch.nn.Module, device: torch.device) -> Cal
 
         return rvm_call
     if tool == "bgmv2":
-        coarse = GraphedForward(model.coarse, backend)
+        coarse = GraphedForward(lambda s, b, *, scale: model.coarse(s, b, backbone_scale=scale), backend)
 
         def bgmv2_call(src, bgr, *, backbone_scale, **refine):
             return list(model.refine(src, bgr, coarse(src, bgr, scale=backbone_scale), **refine)[:2])

@@ -38,6 +38,8 @@ from typing import Protocol
 
 import torch
 
+from .inference import is_out_of_memory
+
 __all__ = ["CudaGraphs", "EmulatedGraphs", "GraphBackend", "GraphStats", "GraphedForward", "graph_backend"]
 
 Outputs = Sequence[torch.Tensor]
@@ -164,8 +166,9 @@ class GraphedForward:
         self.stats.eager += 1
         try:
             return list(self.fn(*args, **settings))
-        except torch.OutOfMemoryError:
-            self.release()
+        except (RuntimeError, MemoryError) as error:
+            if is_out_of_memory(error):  # as the back-off judges it (cuDNN's and cuBLAS's words too)
+                self.release()
             raise
 
     def release(self) -> None:

@@ -37,7 +37,11 @@ def test_tool_model_and_peer_workloads(tmp_path, tool):
     spec = {"tool": tool, "variant": variant, "root": str(root), "weights": str(weights), "batch": "default",
             "device": "cpu", "workers": 2, "mask_dir": "bench_masks", "decode": "device", "rounds": 1}
     measured = workload({**spec, "mode": "tool"})
-    assert set(measured) == {"tool", "model"}
+    assert set(measured) == {"tool", "model", "model_graphs", "agreement"}
+    assert measured["model_graphs"]["images"] == 2 and measured["model_graphs"]["seconds"] > 0
+    assert measured["agreement"]["passes"] >= 1
+    assert measured["agreement"]["equal"] == measured["agreement"]["passes"]
+    assert measured["agreement"]["max_abs_diff"] == 0
     for kind in ("tool", "model"):
         assert measured[kind]["images"] == 2 and measured[kind]["seconds"] > 0 and measured[kind]["device"] == "cpu"
     assert measured["tool"]["batch_text"] == {"rvm": "auto (16)", "bgmv2": "auto (8)", "schp": "auto (1)"}[tool]

@@ -88,21 +88,37 @@ def test_captures_stop_after_four_per_graph_kept():
     assert backend.captures == 4 and graphed.stats.captured == 4
 
 
-def test_running_out_of_memory_drops_every_graph_for_the_back_off():
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB"),
+                                   RuntimeError("cuDNN error: CUDNN_STATUS_INTERNAL_ERROR out of memory")])
+def test_running_out_of_memory_drops_every_graph_for_the_back_off(error):
     def hungry(x: torch.Tensor) -> list[torch.Tensor]:
         if x.shape[0] > 4:
-            raise torch.OutOfMemoryError("CUDA out of memory")
+            raise error
         return [x + 1]
 
     graphed = GraphedForward(hungry, CountingGraphs())
     for _ in range(3):
         graphed(torch.zeros(2))
     assert len(graphed.graphs) == 1
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(type(error)):
         graphed(torch.zeros(8))
     assert not graphed.graphs
     graphed(torch.zeros(2))
     assert not graphed.graphs and graphed.stats.captured == 1  # warmed up again first
+
+
+def test_other_errors_keep_the_graphs():
+    def picky(x: torch.Tensor) -> list[torch.Tensor]:
+        if x.shape[0] > 4:
+            raise RuntimeError("expected a tensor of 4 rows")
+        return [x + 1]
+
+    graphed = GraphedForward(picky, CountingGraphs())
+    for _ in range(3):
+        graphed(torch.zeros(2))
+    with pytest.raises(RuntimeError, match="4 rows"):
+        graphed(torch.zeros(8))
+    assert len(graphed.graphs) == 1
 
 
 def test_none_arguments_run_eagerly_and_warm_up_by_the_leading_arguments():
