@@ -51,6 +51,7 @@ def test_tool_model_and_peer_workloads(tmp_path, tool):
         import matting
     finally:
         sys.path.remove(str(BENCH))
+    assert set(matting.timed(measured)) == {"tool", "model", "model_graphs"}  # the rows' timed runs
     for peer in matting.PEERS[tool]:
         result = workload({**spec, "mode": "peer", "peer": peer, "mask_dir": f"{peer}_masks"})[peer]
         ext = ".png" if peer in ("rvm_convert_video", "simple_extractor") else ".jpg"
