@@ -113,6 +113,12 @@ class _Graph:
         return self.outputs
 
 
+def _static_like(arg: torch.Tensor) -> torch.Tensor:
+    """A buffer for ``arg``'s values with its strides where they are dense (an expanded or overlapping view's
+    values get a dense buffer: one element per memory location, so that copying into it is defined)."""
+    return torch.empty_like(arg, memory_format=torch.preserve_format)
+
+
 def _spec(arg: torch.Tensor | None) -> tuple | None:
     if arg is None:
         return None
@@ -179,8 +185,7 @@ class GraphedForward:
 
     def _capture(self, key: tuple, args: Sequence[torch.Tensor | None], settings: dict) -> list[torch.Tensor]:
         """Capture ``key``'s pass, replay it on ``args`` and keep it if it matches an eager pass bit for bit."""
-        static = [None if a is None else torch.empty_strided(a.shape, a.stride(), dtype=a.dtype, device=a.device)
-                  for a in args]
+        static = [None if a is None else _static_like(a) for a in args]
         for buffer, arg in zip(static, args, strict=True):
             if buffer is not None:
                 buffer.copy_(arg)

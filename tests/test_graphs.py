@@ -206,3 +206,15 @@ def test_rvm_writes_the_same_bytes_replaying_graphs(dataset, rvm_checkpoints, mo
     eager, graphs = read_tree(dataset / "eager"), read_tree(dataset / "graphs")
     assert len(eager) == 15 and eager == graphs
     assert read_tree(dataset / "eager_fgr") == read_tree(dataset / "graphs_fgr")
+
+
+def test_expanded_and_strided_arguments_get_buffers_they_can_be_copied_into():
+    backend = CountingGraphs()
+    graphed = GraphedForward(affine, backend)
+    row = torch.arange(3.0).reshape(1, 3)
+    for scale in (1.0, 2.0, 3.0):
+        x = (row * scale).expand(4, 3)  # one camera's background repeated over a batch, say
+        y = torch.ones(3, 4).t()  # a transposed view: its strides kept
+        assert torch.equal(graphed(x, y)[0], affine(x, y)[0])
+    assert backend.captures == 1 and graphed.stats.replayed == 1
+    assert graphed.graphs[next(iter(graphed.graphs))].static[1].stride() == (1, 4)
