@@ -116,13 +116,18 @@ def replay(model: torch.nn.Module, calls: list[tuple], device: torch.device, tun
     if tuning != "tool":
         model.to(memory_format=layout)
         calls = [(tuple(_relayout(a, layout) for a in args), kwargs, settings) for args, kwargs, settings in calls]
+    return _timed_calls(model, model, calls, device)
+
+
+def _timed_calls(call: Callable, model: torch.nn.Module, calls: list[tuple], device: torch.device) -> float:
+    """Seconds spent in ``call(*args, **kwargs)`` over ``calls``, each with the model's recorded settings."""
     seconds = 0.0
     with torch.inference_mode():
         for args, kwargs, settings in calls:
             _restore(model, settings)
             _sync(device)
             start = time.perf_counter()
-            model(*args, **kwargs)
+            call(*args, **kwargs)
             _sync(device)
             seconds += time.perf_counter() - start
     return seconds
@@ -164,17 +169,7 @@ def graphed_pass(tool: str, model: torch.nn.Module, device: torch.device) -> Cal
 def graphed_replay(tool: str, model: torch.nn.Module, calls: list[tuple], device: torch.device) -> float:
     """Seconds spent running ``calls`` again through :func:`graphed_pass` (warm-up and capture included: the
     cost a run pays); nothing is read or written."""
-    call = graphed_pass(tool, model, device)
-    seconds = 0.0
-    with torch.inference_mode():
-        for args, kwargs, settings in calls:
-            _restore(model, settings)
-            _sync(device)
-            start = time.perf_counter()
-            call(*args, **kwargs)
-            _sync(device)
-            seconds += time.perf_counter() - start
-    return seconds
+    return _timed_calls(graphed_pass(tool, model, device), model, calls, device)
 
 
 def graph_agreement(tool: str, model: torch.nn.Module, calls: list[tuple], device: torch.device) -> dict:

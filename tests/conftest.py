@@ -25,6 +25,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+BGMV2_SIZES = {"00": (48, 64), "01": (48, 64), "02": (42, 58)}  # camera 02 is not a multiple of 4 (padded)
+
+
+def bgmv2_scene(parent: Path, frames: int) -> Path:
+    """3 cameras (:data:`BGMV2_SIZES`) x ``frames`` lossless frames and each camera's background in bkgd/."""
+    root = make_demo_dataset(parent / "data", cameras=3, frames=frames, size=(48, 64), odd_size=(42, 58), ext=".png")
+    for c, (camera, size) in enumerate(BGMV2_SIZES.items()):
+        write_image(root / "bkgd" / f"{camera}.png", background(*size, seed=c))
+    return root
+
+
 @pytest.fixture
 def tiny_capture(tmp_path) -> Path:
     """2 cameras x 3 frames of 32x48, with truth masks in ``mask_png/`` and backgrounds in ``bkgd/``."""

@@ -17,19 +17,17 @@ from easyvolcap.image_io import read_rgb, write_image
 from easyvolcap.models.bgmv2 import MattingRefine
 from easyvolcap.models.bgmv2.checkpoints import refine_settings
 from easyvolcap.runners.bgmv2 import Bgmv2Options
-from easyvolcap.synthetic.capture import background, make_demo_dataset
+from easyvolcap.synthetic.capture import background
 from easyvolcap.weights import load_checkpoint
+from tests.conftest import BGMV2_SIZES, bgmv2_scene
 
-SIZES = {"00": (48, 64), "01": (48, 64), "02": (42, 58)}  # camera 02 is not a multiple of 4
+SIZES = BGMV2_SIZES
 
 
 @pytest.fixture
 def scene(tmp_path) -> Path:
     """3 cameras x 4 lossless frames and each camera's true background in bkgd/<camera>.png."""
-    root = make_demo_dataset(tmp_path / "data", cameras=3, frames=4, size=(48, 64), odd_size=(42, 58), ext=".png")
-    for c, (camera, size) in enumerate(SIZES.items()):
-        write_image(root / "bkgd" / f"{camera}.png", background(*size, seed=c))
-    return root
+    return bgmv2_scene(tmp_path, frames=4)
 
 
 def run(root: Path, checkpoint: Path, *extra: str) -> int:

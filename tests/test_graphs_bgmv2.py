@@ -8,21 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from easyvolcap.image_io import write_image
 from easyvolcap.models.bgmv2 import BACKBONES, MattingRefine
-from easyvolcap.synthetic.capture import background, make_demo_dataset
+from tests.conftest import BGMV2_SIZES, bgmv2_scene
 from tests.test_graphs import CountingGraphs, read_tree
 
-SIZES = {"00": (48, 64), "01": (48, 64), "02": (42, 58)}  # camera 02 is padded to 44x60
+SIZES = BGMV2_SIZES
 
 
 @pytest.fixture
 def scene(tmp_path) -> Path:
     """3 cameras x 7 lossless frames and each camera's background in bkgd/<camera>.png."""
-    root = make_demo_dataset(tmp_path / "data", cameras=3, frames=7, size=(48, 64), odd_size=(42, 58), ext=".png")
-    for c, (camera, size) in enumerate(SIZES.items()):
-        write_image(root / "bkgd" / f"{camera}.png", background(*size, seed=c))
-    return root
+    return bgmv2_scene(tmp_path, frames=7)
 
 
 @pytest.mark.slow
