@@ -21,8 +21,6 @@ from easyvolcap.synthetic.capture import background
 from easyvolcap.weights import load_checkpoint
 from tests.conftest import BGMV2_SIZES, bgmv2_scene
 
-SIZES = BGMV2_SIZES
-
 
 @pytest.fixture
 def scene(tmp_path) -> Path:
@@ -72,12 +70,12 @@ def test_masks_equal_the_model_on_each_image(scene, bgmv2_checkpoints, mode, cap
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith(f"evc-bgmv2: wrote 12 masks to {scene / 'bgmtv2'} (3 cameras processed")
     assert f"mobilenetv2, {mode}, batch 3)" in out[0]
-    for c, camera in enumerate(SIZES):
+    for c, camera in enumerate(BGMV2_SIZES):
         for frame in sorted((scene / "images" / camera).iterdir()):
-            want = reference(checkpoint, read_rgb(frame), background(*SIZES[camera], seed=c),
+            want = reference(checkpoint, read_rgb(frame), background(*BGMV2_SIZES[camera], seed=c),
                              refine_mode=mode, refine_sample_pixels=640)
             got = cv2.imread(str(scene / "bgmtv2" / camera / frame.name), cv2.IMREAD_UNCHANGED)
-            assert got.shape == SIZES[camera]
+            assert got.shape == BGMV2_SIZES[camera]
             assert_close(got, want, f"{camera}/{frame.name}")
 
 

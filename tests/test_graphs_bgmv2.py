@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from easyvolcap.models.bgmv2 import BACKBONES, MattingRefine
-from tests.conftest import BGMV2_SIZES, bgmv2_scene
+from tests.conftest import bgmv2_scene
 from tests.test_graphs import CountingGraphs, read_tree
-
-SIZES = BGMV2_SIZES
 
 
 @pytest.fixture
